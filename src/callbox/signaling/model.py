@@ -1,0 +1,283 @@
+"""Wire shapes of the signaling protocol (DESIGN.md section 2) and their parsers.
+
+Everything a client sends is untrusted ``object``: each ``parse_*`` function turns it into a
+typed value or raises :class:`SignalingError` with ``invalid_payload`` / ``too_large`` /
+``forbidden``. Wire names are camelCase (the seed's); they map to snake_case here and only here.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from callbox.errors import CallboxError
+
+JSON = dict[str, Any]
+
+
+class ErrorCode(StrEnum):
+    """The error codes of DESIGN.md section 2, exactly."""
+
+    UNAUTHORIZED = "unauthorized"
+    INVALID_PAYLOAD = "invalid_payload"
+    TOO_LARGE = "too_large"
+    NOT_FOUND = "not_found"
+    OFFER_TAKEN = "offer_taken"
+    BUSY = "busy"
+    NOT_IN_CALL = "not_in_call"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+
+
+class SignalingError(CallboxError):
+    """A signaling rule refused a request; ``code`` goes on the wire, ``message`` too."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_wire(self) -> JSON:
+        return {"code": str(self.code), "message": self.message}
+
+
+class StoreUnavailable(SignalingError):
+    """The store could not be reached."""
+
+    def __init__(self, message: str = "signaling store unavailable") -> None:
+        super().__init__(ErrorCode.UNAVAILABLE, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits enforced by the core (characters of the wire strings)."""
+
+    max_sdp: int = 64 * 1024
+    max_candidate: int = 1024
+    max_field: int = 256
+    max_buffered_candidates: int = 256
+    max_pending_candidates: int = 64
+
+
+DEFAULT_LIMITS = Limits()
+
+MAX_NAME = 64
+_ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+DEFAULT_ROOM = "lobby"
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """An RTCSessionDescription: ``{type, sdp}``."""
+
+    type: str
+    sdp: str
+
+    def to_wire(self) -> JSON:
+        return {"type": self.type, "sdp": self.sdp}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An RTCIceCandidateInit; ``candidate == ""`` is the end-of-candidates marker."""
+
+    candidate: str
+    sdp_mid: str | None
+    sdp_mline_index: int | None
+    username_fragment: str | None
+
+    def to_wire(self) -> JSON:
+        return {
+            "candidate": self.candidate,
+            "sdpMid": self.sdp_mid,
+            "sdpMLineIndex": self.sdp_mline_index,
+            "usernameFragment": self.username_fragment,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A connected client, as the server knows it. Identity never comes from payloads."""
+
+    sid: str
+    user_name: str
+    room: str
+
+
+@dataclass(slots=True)
+class Offer:
+    """The seed's offer record, plus an id, an owner session and a room."""
+
+    offer_id: str
+    room: str
+    offerer_sid: str
+    offerer_user_name: str
+    offer: Description
+    created_at: float
+    offer_ice_candidates: list[Candidate] = field(default_factory=list)
+    answerer_sid: str | None = None
+    answerer_user_name: str | None = None
+    answer: Description | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.answerer_sid is not None
+
+    def view(self) -> JSON:
+        """The OfferView sent to clients (the seed's record plus ``offerId``)."""
+        return {
+            "offerId": self.offer_id,
+            "offererUserName": self.offerer_user_name,
+            "offer": self.offer.to_wire(),
+            "offerIceCandidates": [c.to_wire() for c in self.offer_ice_candidates],
+            "answererUserName": self.answerer_user_name,
+            "answer": self.answer.to_wire() if self.answer else None,
+            "answererIceCandidates": [],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateMessage:
+    candidate: Candidate
+    ice_user_name: str | None
+    did_i_offer: bool | None
+    offer_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerMessage:
+    answer: Description
+    offer_id: str | None
+    offerer_user_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    user_name: str | None
+    password: str | None
+    room: str
+
+
+def _invalid(message: str) -> SignalingError:
+    return SignalingError(ErrorCode.INVALID_PAYLOAD, message)
+
+
+def _require_dict(data: object, what: str) -> dict[str, object]:
+    if not isinstance(data, dict):
+        raise _invalid(f"{what} must be an object")
+    return data
+
+
+def _opt_str(data: dict[str, object], key: str, limit: int) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(f"{key} must be a string")
+    if len(value) > limit:
+        raise SignalingError(ErrorCode.TOO_LARGE, f"{key} is longer than {limit} characters")
+    return value
+
+
+def _req_str(data: dict[str, object], key: str, limit: int) -> str:
+    value = _opt_str(data, key, limit)
+    if value is None:
+        raise _invalid(f"{key} is required")
+    return value
+
+
+def parse_description(data: object, expected_type: str, limits: Limits = DEFAULT_LIMITS) -> Description:
+    obj = _require_dict(data, expected_type)
+    kind = _req_str(obj, "type", limits.max_field)
+    if kind != expected_type:
+        raise _invalid(f"type must be {expected_type!r}, not {kind[:32]!r}")
+    sdp = _req_str(obj, "sdp", limits.max_sdp)
+    if not sdp.startswith("v=0"):
+        raise _invalid("sdp is not a session description (must start with v=0)")
+    return Description(type=kind, sdp=sdp)
+
+
+def parse_candidate(data: object, limits: Limits = DEFAULT_LIMITS) -> Candidate:
+    obj = _require_dict(data, "iceCandidate")
+    text = _req_str(obj, "candidate", limits.max_candidate)
+    if text and not text.startswith("candidate:"):
+        raise _invalid("candidate must start with 'candidate:' (or be empty)")
+    if any(ch in text for ch in "\r\n\0"):
+        raise _invalid("candidate must be a single line")
+    mid = _opt_str(obj, "sdpMid", limits.max_field)
+    index = obj.get("sdpMLineIndex")
+    if index is not None and (
+        not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 1024
+    ):
+        raise _invalid("sdpMLineIndex must be a small non-negative integer")
+    if mid is None and index is None and text:
+        raise _invalid("a candidate needs sdpMid or sdpMLineIndex")
+    ufrag = _opt_str(obj, "usernameFragment", limits.max_field)
+    return Candidate(text, mid, index, ufrag)
+
+
+def parse_candidate_message(data: object, limits: Limits = DEFAULT_LIMITS) -> CandidateMessage:
+    obj = _require_dict(data, "payload")
+    if "iceCandidate" not in obj:
+        raise _invalid("iceCandidate is required")
+    candidate = parse_candidate(obj["iceCandidate"], limits)
+    did_i_offer = obj.get("didIOffer")
+    if did_i_offer is not None and not isinstance(did_i_offer, bool):
+        raise _invalid("didIOffer must be a boolean")
+    return CandidateMessage(
+        candidate=candidate,
+        ice_user_name=_opt_str(obj, "iceUserName", limits.max_field),
+        did_i_offer=did_i_offer,
+        offer_id=_opt_str(obj, "offerId", limits.max_field),
+    )
+
+
+def parse_answer_message(data: object, limits: Limits = DEFAULT_LIMITS) -> AnswerMessage:
+    obj = _require_dict(data, "payload")
+    answer = parse_description(obj.get("answer"), "answer", limits)
+    offer_id = _opt_str(obj, "offerId", limits.max_field)
+    offerer = _opt_str(obj, "offererUserName", limits.max_field)
+    if offer_id is None and offerer is None:
+        raise _invalid("offerId or offererUserName is required")
+    return AnswerMessage(answer=answer, offer_id=offer_id, offerer_user_name=offerer)
+
+
+def parse_hangup(data: object, limits: Limits = DEFAULT_LIMITS) -> str | None:
+    """``hangup`` takes ``{offerId?}``; a bare call (no payload) is allowed too."""
+    if data is None:
+        return None
+    return _opt_str(_require_dict(data, "payload"), "offerId", limits.max_field)
+
+
+def clean_user_name(value: object) -> str | None:
+    """Trimmed, 1-64 printable characters; ``None`` when absent or empty (-> guest name)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid("userName must be a string")
+    name = " ".join(value.split())
+    if not name:
+        return None
+    if len(name) > MAX_NAME:
+        raise SignalingError(ErrorCode.TOO_LARGE, f"userName is longer than {MAX_NAME} characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise _invalid("userName must be printable text")
+    return name
+
+
+def parse_auth(data: object) -> Auth:
+    """The ``auth`` object of a connect; missing means all defaults."""
+    obj = {} if data is None else _require_dict(data, "auth")
+    password = obj.get("password")
+    if password is not None and not isinstance(password, str):
+        raise _invalid("password must be a string")
+    room = obj.get("room")
+    if room is None or room == "":
+        room = DEFAULT_ROOM
+    if not isinstance(room, str) or not _ROOM_RE.fullmatch(room):
+        raise _invalid("room must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return Auth(user_name=clean_user_name(obj.get("userName")), password=password, room=room)
