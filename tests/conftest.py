@@ -1,0 +1,122 @@
+"""Shared fixtures: a real `callbox serve` process on a free port, TLS from its own CA."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    url: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    http: bool = False
+
+    @property
+    def ca_path(self) -> Path:
+        return self.data_dir / "ca.pem"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str) -> tuple[int, bytes, dict[str, str]]:
+        context = None if self.http else self.ssl_context()
+        with urllib.request.urlopen(self.url + path, context=context, timeout=5) as r:
+            return r.status, r.read(), dict(r.headers)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _wait_ready(server: RunningServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"callbox serve exited early:\n{server.log()}")
+        try:
+            status, _, _ = server.get("/healthz")
+            if status == 200:
+                return
+        except Exception as e:  # not listening yet
+            last = e
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"callbox serve not ready in {STARTUP_TIMEOUT}s ({last}):\n{server.log()}")
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data dir (one CA) for the session's servers: the CA is made once, like a user's."""
+    return tmp_path_factory.mktemp("callbox-data")
+
+
+StartServer = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def start_server(
+    shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StartServer]:
+    """Factory: start `callbox serve` with extra arguments; all are stopped after the test."""
+    started: list[RunningServer] = []
+
+    def start(*extra: str, data_dir: Path | None = None) -> RunningServer:
+        port = free_port()
+        data = data_dir or shared_data_dir
+        log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
+        http = "--http" in extra
+        argv = [sys.executable, "-m", "callbox", "-v", "serve", "--host", "127.0.0.1"]
+        argv += ["--port", str(port), "--data-dir", str(data), *extra]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("CALLBOX_PASSWORD", None)
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        scheme = "http" if http else "https"
+        server = RunningServer(f"{scheme}://127.0.0.1:{port}", port, data, process, log_path, http)
+        started.append(server)
+        _wait_ready(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def callbox_server(start_server: StartServer) -> RunningServer:
+    """A running `callbox serve` (HTTPS with the generated CA, no password)."""
+    return start_server()

@@ -1,0 +1,123 @@
+"""A test client over python-socketio: records every event, TLS verified against our CA."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+import socketio
+
+from tests.conftest import RunningServer
+
+SEED_EVENTS = (
+    "welcome",
+    "availableOffers",
+    "newOfferAwaiting",
+    "answerResponse",
+    "receivedIceCandidateFromServer",
+    "offerRemoved",
+    "callEnded",
+    "signalingError",
+)
+
+OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
+ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\n"}
+
+
+def cand(n: int) -> dict[str, Any]:
+    return {
+        "candidate": f"candidate:{n} 1 udp 2122260223 127.0.0.1 {40000 + n} typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+        "usernameFragment": "abcd",
+    }
+
+
+class Client:
+    """One connected test client; ``events[name]`` lists payloads in arrival order."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self._changed = asyncio.Event()
+        self._http: aiohttp.ClientSession | None = None
+        self.sio: socketio.AsyncClient | None = None
+        self.user_name = ""
+
+    async def connect(self, timeout: float = 10, **auth: Any) -> Client:
+        context: ssl.SSLContext | bool = (
+            False if self.server.http else ssl.create_default_context(cafile=str(self.server.ca_path))
+        )
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+        self.sio = socketio.AsyncClient(http_session=self._http, reconnection=False)
+        for name in SEED_EVENTS:
+            self.sio.on(name, self._recorder(name))
+        refused: list[Any] = []
+        self.sio.on("connect_error", refused.append)
+        try:
+            await self.sio.connect(
+                self.server.url, auth=auth, transports=["websocket"], wait_timeout=timeout
+            )
+        except socketio.exceptions.ConnectionError as e:
+            await self.close()
+            # the server's reason (e.g. {"message": "unauthorized"}) arrives as connect_error
+            raise socketio.exceptions.ConnectionError(f"refused: {refused}") from e
+        except BaseException:
+            await self.close()
+            raise
+        welcome = await self.wait_for("welcome")
+        self.user_name = welcome["userName"]
+        await self.wait_for("availableOffers")
+        return self
+
+    def _recorder(self, name: str) -> Any:
+        async def record(data: Any = None) -> None:
+            self.events[name].append(data)
+            self._changed.set()
+
+        return record
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = 5) -> Any:
+        """Wait until ``count`` events ``name`` arrived; return the last of them."""
+        async with asyncio.timeout(timeout):
+            while len(self.events[name]) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.events[name][count - 1]
+
+    async def call(self, event: str, data: Any = None, timeout: float = 5) -> Any:
+        assert self.sio is not None
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def emit(self, event: str, data: Any = None) -> None:
+        assert self.sio is not None
+        await self.sio.emit(event, data)
+
+    async def close(self) -> None:
+        if self.sio is not None:
+            await self.sio.disconnect()
+            await self.sio.eio.disconnect()  # also after a refused namespace connect
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+            # aiohttp's TLS transports finish closing on a later loop turn
+            await asyncio.sleep(0.1)
+
+
+class Clients:
+    """Creates clients for a test and closes them all at the end."""
+
+    def __init__(self, server: RunningServer) -> None:
+        self.server = server
+        self.all: list[Client] = []
+
+    async def __call__(self, server: RunningServer | None = None, **auth: Any) -> Client:
+        client = Client(server or self.server)
+        self.all.append(client)
+        return await client.connect(**auth)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.all), return_exceptions=True)
