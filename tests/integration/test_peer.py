@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,8 +99,9 @@ async def test_python_caller_and_answerer_exchange_frames_and_record(
         await asyncio.gather(alice.wait_connected(within=15), bob.wait_connected(within=15))
         assert (alice.state, bob.state) == ("connected", "connected")
         async with asyncio.timeout(10):
-            while min(c.sink.frames(k) for c in (alice, bob) for k in ("video", "audio")) < 30:
-                await asyncio.sleep(0.1)
+            for call in (alice, bob):
+                await call.sink.wait_for("video", 30)
+                await call.sink.wait_for("audio", 30)
         assert alice.sink.video_size() == bob.sink.video_size() == (WIDTH, HEIGHT)
         await alice.hangup()
         outcome = await bob.run(duration=10)
@@ -183,6 +186,20 @@ def test_cli_usage_error_exits_2(callbox_server: RunningServer) -> None:
     result = callbox("call", "ftp://example.org")
     assert result.returncode == 2
     assert "URL must be http(s)" in assert_one_clean_line(result.stderr)
+    result = callbox("call", callbox_server.url, "--send", "/no/such/file.mp4")
+    assert result.returncode == 2
+    assert "no such file" in assert_one_clean_line(result.stderr)
+
+
+def test_cli_ctrl_c_while_waiting_exits_0_quietly(callbox_server: RunningServer) -> None:
+    answer = popen_callbox("answer", callbox_server.url, "--ca", str(callbox_server.ca_path))
+    try:
+        time.sleep(1.5)  # connected and waiting for an offer
+        answer.send_signal(signal.SIGINT)
+        out, err = answer.communicate(timeout=15)
+    finally:
+        answer.kill()
+    assert (answer.returncode, out, err) == (0, "", "")
 
 
 async def test_cli_remote_hangup_mid_call_exits_0_with_one_line(
@@ -198,8 +215,7 @@ async def test_cli_remote_hangup_mid_call_exits_0_with_one_line(
             await alice.place(answer_within=20)
             await alice.wait_connected(within=15)
             async with asyncio.timeout(10):
-                while alice.sink.frames("video") < 10:
-                    await asyncio.sleep(0.1)
+                await alice.sink.wait_for("video", 10)
             await asyncio.sleep(0.5)  # our frames reach the answerer too
             await alice.hangup()
         out, err = await asyncio.to_thread(answer.communicate, timeout=20)

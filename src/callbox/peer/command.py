@@ -1,0 +1,341 @@
+"""``callbox call`` and ``callbox answer``: arguments, running, live status, summary, exit code.
+
+The only peer module that prints. Exit codes: 0 the call happened and media flowed both ways
+(when both sides send) or the user interrupted it; 1 a runtime failure (one line on stderr);
+2 a usage error. The live status goes to stderr, refreshed in place, only on a terminal; the
+summary goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from callbox.errors import CallboxError, PeerError
+from callbox.peer.call import Call, EndReason, Outcome, Snapshot
+from callbox.peer.media import Sink, open_source
+from callbox.peer.signaling_client import SignalingClient
+
+_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+class UsageError(CallboxError):
+    """Bad arguments found after parsing (exit code 2)."""
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", metavar="URL", help="the callbox server, e.g. https://host:8443")
+    parser.add_argument("--name", help="your display name (default: one the server picks)")
+    parser.add_argument("--room", help="the room to call in (default: the server's, lobby)")
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("CALLBOX_PASSWORD"),
+        help="the server's password (default: $CALLBOX_PASSWORD)",
+    )
+    parser.add_argument(
+        "--ca",
+        type=Path,
+        help="CA certificate to trust (default: the data dir's ca.pem for a server on this "
+        "machine, else the system's trust store)",
+    )
+    parser.add_argument(
+        "--send",
+        default="testsrc",
+        metavar="testsrc|FILE|DEVICE|none",
+        help="what to send: a generated test pattern and tone, a media file, a V4L2 device "
+        "(/dev/video0), an ALSA device (alsa:hw:0) or nothing (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--record", type=Path, metavar="FILE", help="record what you receive (.mp4, .mkv)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="S",
+        help="hang up after S seconds of call (default: until the other side hangs up)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=20.0,
+        metavar="S",
+        help="give up if media does not connect within S seconds (default: %(default)s)",
+    )
+
+
+def add_call_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``callbox call``."""
+    _add_common(parser)
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="give up if nobody answers within S seconds (default: %(default)s)",
+    )
+
+
+def add_answer_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``callbox answer``."""
+    _add_common(parser)
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--from", dest="from_user", metavar="NAME", help="answer only NAME's offer")
+    who.add_argument(
+        "--first", action="store_true", help="answer the first waiting offer (the default)"
+    )
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="give up if no matching offer arrives within S seconds (default: %(default)s)",
+    )
+
+
+def _is_this_machine(host: str) -> bool:
+    if host in _LOCAL_NAMES:
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        return False
+    from callbox.certs import local_addresses
+
+    return host in local_addresses()
+
+
+def resolve_ca(url: str, ca: Path | None) -> Path | None:
+    """``--ca``, else the data dir's CA when the server runs on this machine, else None."""
+    if ca is not None:
+        if not ca.is_file():
+            raise UsageError(f"--ca {ca}: no such file")
+        return ca
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not _is_this_machine(parts.hostname or ""):
+        return None
+    from callbox.certs import default_data_dir
+
+    default = default_data_dir() / "ca.pem"
+    return default if default.is_file() else None
+
+
+def _check(args: argparse.Namespace) -> None:
+    parts = urlsplit(args.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"URL must be http(s)://host[:port], not {args.url!r}")
+    send: str = args.send
+    device = send.startswith(("/dev/", "alsa:")) or "://" in send
+    if send not in ("testsrc", "none") and not device and not Path(send).is_file():
+        raise UsageError(f"--send {send}: no such file (or use testsrc, none, a device)")
+    if args.record is not None and not args.record.parent.is_dir():
+        raise UsageError(f"--record {args.record}: directory {args.record.parent} does not exist")
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _rate(now: Snapshot, before: Snapshot | None, attr: str) -> str:
+    if before is None or now.at <= before.at:
+        return "-"
+    bits = (getattr(now, attr) - getattr(before, attr)) * 8 / (now.at - before.at)
+    return f"{bits / 1e6:.2f} Mbit/s" if bits >= 1e6 else f"{bits / 1e3:.0f} kbit/s"
+
+
+def status_line(now: Snapshot, before: Snapshot | None) -> str:
+    rtt = "-" if now.rtt_ms is None else f"{now.rtt_ms:.1f} ms"
+    frames = " ".join(f"{k} {v}" for k, v in now.frames_in.items())
+    return (
+        f"{now.state} | rtt {rtt} | in {_rate(now, before, 'bytes_in')}"
+        f" | out {_rate(now, before, 'bytes_out')} | frames {frames}"
+    )
+
+
+@dataclass
+class Session:
+    """One run of ``call``/``answer``: what the summary and the exit code are made from."""
+
+    args: argparse.Namespace
+    caller: bool
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+    call: Call | None = None
+    outcome: Outcome | None = None
+    interrupted: bool = False
+    work: asyncio.Task[None] | None = None
+    _status_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def interrupt(self) -> None:
+        """Ctrl-C / SIGTERM: end a running call normally, or abandon the wait."""
+        self.interrupted = True
+        if self.call is not None and self.call.connected_at is not None:
+            self.call.stop()
+        elif self.work is not None:
+            self.work.cancel()
+
+    async def run(self) -> None:
+        args = self.args
+        ca = resolve_ca(args.url, args.ca)
+        source = open_source(args.send)
+        try:
+            async with (
+                SignalingClient(
+                    args.url, name=args.name, password=args.password, room=args.room, ca=ca
+                ) as client,
+                Call(client, source, Sink(record=args.record)) as call,
+            ):
+                self.call = call
+                if self.caller:
+                    await call.place(answer_within=args.wait)
+                else:
+                    offer = await client.wait_for_offer(from_user=args.from_user, within=args.wait)
+                    await call.answer(offer)
+                await call.wait_connected(within=args.connect_timeout)
+                self._start_status()
+                self.outcome = await call.run(duration=args.duration)
+                await self._stop_status()
+                if self.outcome.reason in (EndReason.DURATION, EndReason.LOCAL_HANGUP):
+                    await call.hangup()
+        finally:
+            source.stop()
+            await self._stop_status()
+
+    def _start_status(self) -> None:
+        if self.err.isatty() and self.call is not None:
+            task = asyncio.get_running_loop().create_task(self._status(self.call))
+            self._status_tasks.add(task)
+            task.add_done_callback(self._status_tasks.discard)
+
+    async def _stop_status(self) -> None:
+        for task in list(self._status_tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+
+    async def _status(self, call: Call) -> None:
+        before: Snapshot | None = None
+        while not call.ended:
+            now = await call.snapshot()
+            self.err.write("\r\x1b[K" + status_line(now, before))
+            self.err.flush()
+            before = now
+            await asyncio.sleep(1.0)
+
+    def summary(self) -> list[str]:
+        call = self.call
+        if call is None or call.connected_at is None:
+            return []
+        reason = self.outcome.reason if self.outcome else EndReason.LOCAL_HANGUP
+        if self.interrupted:
+            reason = EndReason.LOCAL_HANGUP
+        who = f" with {call.remote_name}" if call.remote_name else ""
+        length = time.monotonic() - call.connected_at
+        lines = [f"call {call.offer_id}{who}: {reason} after {length:.1f} s"]
+        if call.answered_at is not None:
+            first = call.sink.first_frame_at()
+            to_first = "-" if first is None else f"{(first - call.answered_at) * 1000:.0f} ms"
+            lines.append(
+                f"  connected {(call.connected_at - call.answered_at) * 1000:.0f} ms after the"
+                f" answer; first frame after {to_first}"
+            )
+        width, height = call.sink.video_size()
+        size = f" ({width}x{height})" if width else ""
+        lines.append(
+            f"  frames received: video={call.sink.frames('video')}"
+            f" audio={call.sink.frames('audio')}{size}"
+        )
+        if self.args.record is not None:
+            lines.append(f"  recorded to {self.args.record}")
+        return lines
+
+    def exit_code(self) -> tuple[int, str | None]:
+        """The exit code and the one stderr line to print (None: nothing)."""
+        call, outcome = self.call, self.outcome
+        if self.interrupted or call is None or outcome is None:
+            return 0, None
+        if outcome.error is not None:
+            return 1, f"callbox: error: {outcome.error}"
+        missing = sorted(k for k in call.receiving() if call.sink.frames(k) == 0)
+        if missing:
+            who = call.remote_name or "the other party"
+            return (
+                1,
+                f"callbox: error: no {' or '.join(missing)} received from {who} ({outcome.reason})",
+            )
+        if outcome.reason in (EndReason.REMOTE_HANGUP, EndReason.REMOTE_LEFT):
+            who = outcome.by or call.remote_name or "the other party"
+            verb = "hung up" if outcome.reason is EndReason.REMOTE_HANGUP else "disconnected"
+            return 0, f"callbox: {who} {verb}"
+        return 0, None
+
+
+async def _main(session: Session) -> tuple[int, str | None]:
+    loop = asyncio.get_running_loop()
+    session.work = asyncio.current_task()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, session.interrupt)
+    try:
+        await session.run()
+    except asyncio.CancelledError:
+        if not session.interrupted:
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    return session.exit_code()
+
+
+def _run(args: argparse.Namespace, caller: bool) -> int:
+    session = Session(args, caller)
+    try:
+        _check(args)
+        code, message = asyncio.run(_main(session))
+    except UsageError as exc:
+        print(f"callbox: error: {exc}", file=sys.stderr)
+        return 2
+    except PeerError as exc:
+        code, message = 1, f"callbox: error: {exc}"
+    except KeyboardInterrupt:
+        code, message = 0, None
+    for line in session.summary():
+        print(line)
+    if message:
+        print(message, file=sys.stderr)
+    return code
+
+
+def run_call(args: argparse.Namespace) -> int:
+    """``callbox call``: post an offer, wait for an answer, run the call; the exit code."""
+    return _run(args, caller=True)
+
+
+def run_answer(args: argparse.Namespace) -> int:
+    """``callbox answer``: wait for a matching offer, answer it, run the call; the exit code."""
+    return _run(args, caller=False)
