@@ -1,0 +1,188 @@
+"""What the e2e tests drive: Chromium's flags, the scripts injected into pages, and a user.
+
+Flags and the reasons for them: shared/BROWSER_TESTING.md.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Page, expect
+
+# Calls take a few seconds on a loaded 2-core machine; the first one in a browser is slowest.
+expect.set_options(timeout=20_000)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    # Without it Chromium never gathers 127.0.0.1 and a loopback-only machine can't connect.
+    "--allow-loopback-in-peer-connection",
+    # No background look-ups of public hosts; a public STUN URL fails fast.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+
+# Records every RTCPeerConnection the page creates, so a test can read getStats() the way
+# chrome://webrtc-internals would. Test-only: the app itself has no globals.
+RECORD_PEERS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  const peers = [];
+  Object.defineProperty(window, '__e2ePeers', { value: peers });
+  window.RTCPeerConnection = new Proxy(Native, {
+    construct(target, args, newTarget) {
+      const pc = Reflect.construct(target, args, newTarget);
+      peers.push(pc);
+      return pc;
+    },
+  });
+})();
+"""
+
+# Media stats of the newest peer connection of the page.
+READ_STATS = """
+async () => {
+  const pc = window.__e2ePeers.at(-1);
+  if (!pc) return null;
+  const report = await pc.getStats();
+  let framesDecoded = 0;
+  report.forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') framesDecoded += r.framesDecoded ?? 0;
+  });
+  return {
+    framesDecoded,
+    connectionState: pc.connectionState,
+    iceConnectionState: pc.iceConnectionState,
+    senderTracks: pc.getSenders().map((s) => s.track && s.track.readyState),
+  };
+}
+"""
+
+# getUserMedia fails like a denied permission prompt.
+DENY_MEDIA = """
+(() => {
+  const md = navigator.mediaDevices;
+  if (md) {
+    md.getUserMedia = () =>
+      Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+  }
+})();
+"""
+
+
+# getUserMedia waits until the test calls window.__e2eReleaseMedia(): to hold a user
+# "between click and answer" while something else happens.
+HOLD_MEDIA = """
+(() => {
+  const md = navigator.mediaDevices;
+  const open = md.getUserMedia.bind(md);
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
+  Object.defineProperty(window, '__e2eReleaseMedia', { value: () => release() });
+  md.getUserMedia = async (constraints) => { await gate; return open(constraints); };
+})();
+"""
+
+# The page's pagehide handlers never run, so the app can't say goodbye: closing the page
+# is then like a crashed tab or a dropped network (registered first, so it runs first).
+SWALLOW_PAGEHIDE = """
+window.addEventListener('pagehide', (event) => event.stopImmediatePropagation());
+"""
+
+
+@dataclass
+class Person:
+    """One user: a browser context (like one device) with one page of the app."""
+
+    context: BrowserContext
+    page: Page
+    dialogs: list[str] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.page.evaluate(READ_STATS)
+        return result
+
+    @property
+    def me(self) -> str:
+        return self.page.locator("#me").inner_text()
+
+
+PersonFactory = Callable[..., Person]
+
+
+def load(who: Person, server: Any, room: str) -> None:
+    """Open the app in `room` and wait until the server has welcomed us."""
+    who.page.goto(f"{server.url}/?room={room}")
+    try:
+        expect(who.page.locator("#socket-state")).to_have_attribute("data-state", "connected")
+    except AssertionError as e:
+        shown = who.page.locator("#error-text").inner_text()
+        raise AssertionError(f"no connection to {server.url}; the page says {shown!r}") from e
+    expect(who.page.locator("#me")).not_to_have_text("…")
+
+
+ICE_UP = re.compile(r"^(connected|completed)$")
+IDLE_OR_ENDED = re.compile(r"^(ended|idle)$")
+
+
+def place_call(caller: Person) -> None:
+    caller.page.locator("#call").click()
+    expect(caller.page.locator("#call-state")).to_have_attribute("data-state", "calling")
+    # The notice appears once the server acked the offer: it is now waiting in the room.
+    expect(caller.page.locator("#notice")).to_contain_text("Waiting for someone to answer")
+
+
+def answer_button(answerer: Person, caller_name: str) -> Any:
+    return answerer.page.locator("#offers button", has_text=f"Answer {caller_name}")
+
+
+def assert_connected(who: Person) -> None:
+    expect(who.page.locator("#call-state")).to_have_attribute("data-state", "connected")
+    expect(who.page.locator("#ice-state")).to_have_text(ICE_UP)
+
+
+def assert_decodes_video(who: Person) -> None:
+    """The remote video has a size and its decoded frame count grows over ~1 s."""
+    who.page.wait_for_function("() => document.querySelector('#remote-video').videoWidth > 0")
+    before = who.stats()
+    assert before is not None
+    who.page.wait_for_timeout(1000)
+    after = who.stats()
+    assert after is not None
+    assert after["framesDecoded"] > before["framesDecoded"] > 0, (before, after)
+
+
+def assert_released(who: Person) -> None:
+    """Back to idle: camera tracks stopped, videos cleared, Call enabled again."""
+    expect(who.page.locator("#call-state")).to_have_attribute("data-state", IDLE_OR_ENDED)
+    expect(who.page.locator("#call")).to_be_enabled()
+    expect(who.page.locator("#hangup")).to_be_disabled()
+    cleared = who.page.evaluate(
+        "['#local-video', '#remote-video']"
+        ".every((s) => document.querySelector(s).srcObject === null)"
+    )
+    assert cleared
+    stats = who.stats()
+    assert stats is not None
+    assert all(state in (None, "ended") for state in stats["senderTracks"]), stats
+
+
+def connect_pair(caller: Person, answerer: Person) -> None:
+    place_call(caller)
+    answer_button(answerer, caller.me).click()
+    for who in (caller, answerer):
+        assert_connected(who)
+    for who in (caller, answerer):
+        assert_decodes_video(who)

@@ -1,0 +1,144 @@
+"""Browser fixtures for the e2e tests: Debian's Chromium driven by Playwright (sync API).
+
+One headless Chromium is shared by the whole e2e package (starting one costs ~1 s); each test
+gets fresh contexts (separate cookies, storage and media permissions, like two devices).
+Flags and the reasons for them: shared/BROWSER_TESTING.md. The server comes from the
+``callbox_server`` / ``start_server`` fixtures of ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+from .browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DENY_MEDIA,
+    HOLD_MEDIA,
+    RECORD_PEERS,
+    SWALLOW_PAGEHIDE,
+    Person,
+    PersonFactory,
+    load,
+)
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as p:
+        yield p
+
+
+def launch(playwright: Playwright, env: dict[str, str] | None = None) -> Browser:
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS,
+        # --no-sandbox: Chromium's sandbox can't run as root in a container.
+        chromium_sandbox=False,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = launch(playwright)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def trusting_browser(
+    playwright: Playwright, callbox_server: Any, tmp_path: Path
+) -> Iterator[Browser]:
+    """A Chromium that trusts the server's generated CA through an NSS db in its HOME,
+    the way `callbox cert install` (or mkcert -install) makes a real browser trust it."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        pytest.skip("certutil is not installed (apt-get install libnss3-tools)")
+    home = tmp_path / "home"
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    db = f"sql:{nssdb}"
+    subprocess.run([certutil, "-N", "-d", db, "--empty-password"], check=True)
+    ca = str(callbox_server.ca_path)
+    subprocess.run(
+        [certutil, "-A", "-d", db, "-n", "callbox-test-ca", "-t", "C,,", "-i", ca], check=True
+    )
+    browser = launch(playwright, env={**os.environ, "HOME": str(home)})
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def room() -> str:
+    """A room of its own per test, so tests never see each other's offers."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+def make_people(
+    default_browser: Browser, default_server: Any, default_room: str
+) -> Iterator[PersonFactory]:
+    contexts: list[BrowserContext] = []
+
+    def person(
+        name: str | None = None,
+        *,
+        room: str | None = None,
+        camera: bool = True,
+        browser: Browser | None = None,
+        trust: bool = False,
+        hold_media: bool = False,
+        vanish: bool = False,
+        server: Any = None,
+        open_page: bool = True,
+    ) -> Person:
+        """`camera=False`: getUserMedia is denied; `hold_media`: it waits for the test;
+        `vanish`: leaving the page tells the server nothing (a crash or a lost network);
+        `open_page=False`: the page is not loaded yet (use `load`)."""
+        context = (browser or default_browser).new_context(
+            ignore_https_errors=not trust,
+            permissions=["camera", "microphone"] if camera else [],
+        )
+        contexts.append(context)
+        context.add_init_script(RECORD_PEERS)
+        if not camera:
+            context.add_init_script(DENY_MEDIA)
+        if hold_media:
+            context.add_init_script(HOLD_MEDIA)
+        if vanish:
+            context.add_init_script(SWALLOW_PAGEHIDE)
+        if name is not None:
+            context.add_init_script(f"localStorage.setItem('callbox.name', {json.dumps(name)});")
+        page = context.new_page()
+        who = Person(context, page)
+
+        def on_dialog(dialog: Any) -> None:
+            who.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        if open_page:
+            load(who, server or default_server, room or default_room)
+        return who
+
+    yield person
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def people(browser: Browser, callbox_server: Any, room: str) -> Iterator[PersonFactory]:
+    """Make users with `people(name, camera=..., browser=..., trust=...)`; closed after the test."""
+    yield from make_people(browser, callbox_server, room)

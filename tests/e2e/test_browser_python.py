@@ -1,0 +1,89 @@
+"""Chromium (the web client, fake camera) and `callbox call`/`callbox answer` (aiortc) call
+each other through a real `callbox serve`: each side decodes the other's video."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from .browser import Person, PersonFactory
+
+pytestmark = pytest.mark.e2e
+
+ICE_UP = re.compile(r"^(connected|completed)$")
+CALL_SECONDS = "5"
+
+
+def python_peer(command: str, server: Any, room: str, *extra: str) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "callbox", command, server.url, "--room", room]
+    argv += ["--ca", str(server.ca_path), "--duration", CALL_SECONDS, "--wait", "30", *extra]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert "Traceback" not in err, err
+    assert process.returncode == 0, (out, err)
+    return out, err
+
+
+def frames_received(stdout: str) -> tuple[int, int]:
+    found = re.search(r"frames received: video=(\d+) audio=(\d+) \((\d+)x(\d+)\)", stdout)
+    assert found, stdout
+    return int(found[1]), int(found[2])
+
+
+def assert_browser_decodes(who: Person) -> None:
+    expect(who.page.locator("#call-state")).to_have_attribute("data-state", "connected")
+    expect(who.page.locator("#ice-state")).to_have_text(ICE_UP)
+    who.page.wait_for_function("() => document.querySelector('#remote-video').videoWidth > 0")
+    size = who.page.evaluate(
+        "(() => { const v = document.querySelector('#remote-video');"
+        " return [v.videoWidth, v.videoHeight]; })()"
+    )
+    assert size == [640, 480]  # the Python test pattern's size
+    before = who.stats()
+    who.page.wait_for_timeout(1000)
+    after = who.stats()
+    assert before is not None and after is not None
+    assert after["framesDecoded"] > before["framesDecoded"] > 0, (before, after)
+
+
+def test_browser_calls_and_python_answers_first(
+    people: PersonFactory, callbox_server: Any, room: str
+) -> None:
+    alice = people("alice")
+    alice.page.locator("#call").click()
+    expect(alice.page.locator("#notice")).to_contain_text("Waiting for someone to answer")
+    answerer = python_peer("answer", callbox_server, room, "--first", "--name", "py")
+    try:
+        assert_browser_decodes(alice)
+    finally:
+        out, err = finish(answerer)
+    video, audio = frames_received(out)
+    assert video > 0 and audio > 0, out
+    assert err == ""  # Python hung up itself after --duration
+    expect(alice.page.locator("#call-state")).not_to_have_attribute("data-state", "connected")
+
+
+def test_python_calls_and_browser_answers_from_the_list(
+    people: PersonFactory, callbox_server: Any, room: str
+) -> None:
+    caller = python_peer("call", callbox_server, room, "--name", "py-cam")
+    try:
+        bob = people("bob")
+        bob.page.locator("#offers button", has_text="Answer py-cam").click()
+        assert_browser_decodes(bob)
+    finally:
+        out, err = finish(caller)
+    video, audio = frames_received(out)
+    assert video > 0 and audio > 0, out
+    assert err == ""
