@@ -17,7 +17,7 @@ from pathlib import Path
 
 from callbox import __version__
 from callbox.config import ServerSettings, add_serve_arguments, serve_settings_from
-from callbox.errors import CallboxError, ConfigError
+from callbox.errors import CallboxError, CANotFound, ConfigError
 
 log = logging.getLogger("callbox")
 
@@ -48,7 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
         ("install", "trust the local CA in this machine's system and browser stores"),
     ):
         sub = cert_commands.add_parser(name, help=help_text)
-        sub.add_argument("--data-dir", type=Path, help="where the CA lives (default: user data dir)")
+        sub.add_argument(
+            "--data-dir", type=Path, help="where the CA lives (default: user data dir)"
+        )
         if name == "ca":
             sub.add_argument("--force", action="store_true", help="replace an existing CA")
         if name == "create":
@@ -161,9 +163,7 @@ def _cert(args: argparse.Namespace) -> int:
         return 0
     paths = certs.CertPaths.in_dir(data_dir)
     if not paths.ca_cert.is_file():
-        raise certs.CANotFound(
-            f"no CA in {data_dir}: run `callbox cert ca` or `callbox serve` first"
-        )
+        raise CANotFound(f"no CA in {data_dir}: run `callbox cert ca` or `callbox serve` first")
     failed = 0
     for result in certs.install_ca(paths.ca_cert):
         mark = "ok" if result.ok else "not done"

@@ -1,16 +1,16 @@
 """The one root of callbox's exceptions.
 
-    CallboxError
-    ├── ConfigError            bad settings: flags, environment, TOML file
-    ├── SignalingError         a signaling rule refused a request (callbox.signaling.model);
-    │   └── StoreUnavailable   the store cannot be reached (code ``unavailable``)
-    ├── CertError              certificates (callbox.certs)
-    │   ├── CANotFound         no CA in the data dir where one is needed
-    │   ├── CAKeyMissing       the CA certificate exists but its key does not
-    │   └── CertWriteError     a file could not be written
-    └── PeerError              Python peers (callbox.peer)
-        ├── NegotiationError   offer/answer/ICE failed
-        └── PeerTimeout        a wait ran out (no offer, no connection)
+CallboxError
+├── ConfigError            bad settings: flags, environment, TOML file
+├── SignalingError         a signaling rule refused a request (callbox.signaling.model);
+│   └── StoreUnavailable   the store cannot be reached (code ``unavailable``)
+├── CertError              certificates (callbox.certs)
+│   ├── CANotFound         no CA in the data dir where one is needed
+│   ├── CAKeyMissing       the CA certificate exists but its key does not
+│   └── CertWriteError     a file could not be written
+└── PeerError              Python peers (callbox.peer)
+    ├── NegotiationError   offer/answer/ICE failed
+    └── PeerTimeout        a wait ran out (no offer, no connection)
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import io
+import ipaddress
 from pathlib import Path
 
 import segno
