@@ -5,17 +5,26 @@ from __future__ import annotations
 import argparse
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from callbox.errors import ConfigError
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8443
+DEFAULT_OFFER_TTL = 600.0
+# Limits an honest client never reaches: a browser sends one offer (a few KiB of SDP, at most
+# 64 KiB) and trickles 10-20 candidates within a second.
+DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024
+DEFAULT_MAX_WAITING_OFFERS = 100
+DEFAULT_EVENT_RATE = 20.0
+DEFAULT_EVENT_BURST = 100
+DEFAULT_MAX_CONNECTIONS_PER_IP = 50
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,21 @@ class ServerSettings:
     cert: Path | None = None
     key: Path | None = None
     http: bool = False
+    #: origins allowed on the Socket.IO endpoint besides the page's own
+    allowed_origins: tuple[str, ...] = ()
+    jwt_secret: str | None = None
+    #: PEM text of the public key that verifies RS256/ES256 tokens
+    jwt_public_key: str | None = None
+    offer_ttl: float = DEFAULT_OFFER_TTL
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_waiting_offers: int = DEFAULT_MAX_WAITING_OFFERS
+    event_rate: float = DEFAULT_EVENT_RATE
+    event_burst: int = DEFAULT_EVENT_BURST
+    max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
+
+    @property
+    def jwt(self) -> bool:
+        return self.jwt_secret is not None or self.jwt_public_key is not None
 
     @property
     def scheme(self) -> str:
@@ -68,7 +92,9 @@ def parse_ice_server(url: str) -> IceServer:
             raise ConfigError(f"--ice-server {url!r}: write {scheme}:USER:PASSWORD@host:port")
         return IceServer(f"{scheme}:{host}", unquote(user), unquote(credential))
     if scheme.startswith("turn"):
-        raise ConfigError(f"--ice-server {url!r}: TURN needs credentials: {scheme}:USER:PASSWORD@{rest}")
+        raise ConfigError(
+            f"--ice-server {url!r}: TURN needs credentials: {scheme}:USER:PASSWORD@{rest}"
+        )
     return IceServer(url)
 
 
@@ -81,7 +107,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        help="where the CA and certificates live (default $CALLBOX_DATA_DIR, else the user data dir)",
+        help="where the CA and certificates live "
+        "(default $CALLBOX_DATA_DIR, else the user data dir)",
     )
     parser.add_argument(
         "--password",
@@ -101,9 +128,62 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--http",
         action="store_true",
         default=None,
-        help="serve plain HTTP (only behind a TLS-terminating proxy: browsers need HTTPS for cameras)",
+        help="serve plain HTTP (only behind a TLS-terminating proxy: "
+        "browsers need HTTPS for cameras)",
     )
     parser.add_argument("--key", type=Path, help="private key for --cert (PEM)")
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="also accept Socket.IO connections from pages of ORIGIN (scheme://host[:port]), "
+        "repeatable (default: only the page's own origin)",
+    )
+    jwt = parser.add_mutually_exclusive_group()
+    jwt.add_argument(
+        "--jwt-secret",
+        help="require an HS256 token in auth.token, signed with this secret; its sub becomes "
+        "the user name, its room claim the room (default off); also $CALLBOX_JWT_SECRET",
+    )
+    jwt.add_argument(
+        "--jwt-public-key",
+        type=Path,
+        metavar="FILE",
+        help="require an RS256/ES256 token verified with this PEM public key (default off)",
+    )
+    parser.add_argument(
+        "--offer-ttl",
+        type=float,
+        metavar="SECONDS",
+        help=f"withdraw offers nobody answered after this long (default {DEFAULT_OFFER_TTL:g})",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        help=f"largest client message (default {DEFAULT_MAX_MESSAGE_BYTES})",
+    )
+    parser.add_argument(
+        "--max-waiting-offers",
+        type=int,
+        help=f"waiting offers per room (default {DEFAULT_MAX_WAITING_OFFERS})",
+    )
+    parser.add_argument(
+        "--event-rate",
+        type=float,
+        metavar="PER_SECOND",
+        help=f"events per second per session, sustained (default {DEFAULT_EVENT_RATE:g})",
+    )
+    parser.add_argument(
+        "--event-burst",
+        type=int,
+        metavar="EVENTS",
+        help=f"events per session at once (default {DEFAULT_EVENT_BURST})",
+    )
+    parser.add_argument(
+        "--max-connections-per-ip",
+        type=int,
+        help=f"connected sessions per client address (default {DEFAULT_MAX_CONNECTIONS_PER_IP})",
+    )
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -120,20 +200,44 @@ def _from_toml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in section.items()}
 
 
+_SETTING_KEYS = (
+    "host",
+    "port",
+    "data_dir",
+    "password",
+    "cert",
+    "key",
+    "http",
+    "ice_servers",
+    "allowed_origins",
+    "jwt_secret",
+    "jwt_public_key",
+    "offer_ttl",
+    "max_message_bytes",
+    "max_waiting_offers",
+    "event_rate",
+    "event_burst",
+    "max_connections_per_ip",
+)
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key in ("host", "port", "data_dir", "password", "cert", "key", "http", "ice_servers"):
+    for key in _SETTING_KEYS:
         value = env.get(f"CALLBOX_{key.upper()}")
         if value is not None and value != "":
             out[key] = value
-    if "ice_servers" in out:
-        out["ice_servers"] = out["ice_servers"].split()
+    for key in ("ice_servers", "allowed_origins"):
+        if key in out:
+            out[key] = out[key].split()
     if "http" in out:
         out["http"] = out["http"].lower() in ("1", "true", "yes", "on")
     return out
 
 
-def serve_settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ServerSettings:
+def serve_settings_from(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> ServerSettings:
     """Merge the layers and validate; raises ConfigError with one readable line."""
     env = os.environ if env is None else env
     merged: dict[str, Any] = {}
@@ -149,6 +253,15 @@ def serve_settings_from(args: argparse.Namespace, env: Mapping[str, str] | None 
         "cert": args.cert,
         "key": args.key,
         "http": args.http,
+        "allowed_origins": args.allowed_origin,
+        "jwt_secret": args.jwt_secret,
+        "jwt_public_key": args.jwt_public_key,
+        "offer_ttl": args.offer_ttl,
+        "max_message_bytes": args.max_message_bytes,
+        "max_waiting_offers": args.max_waiting_offers,
+        "event_rate": args.event_rate,
+        "event_burst": args.event_burst,
+        "max_connections_per_ip": args.max_connections_per_ip,
     }
     merged.update({k: v for k, v in flags.items() if v is not None})
     unknown = set(merged) - set(flags)
@@ -176,6 +289,15 @@ def _build(values: Mapping[str, Any]) -> ServerSettings:
         raise ConfigError("ice_servers must be a list of URLs")
     data_dir = values.get("data_dir")
     password = values.get("password")
+    jwt_secret = values.get("jwt_secret")
+    jwt_key_path = values.get("jwt_public_key")
+    if jwt_secret and jwt_key_path is not None:
+        raise ConfigError("--jwt-secret and --jwt-public-key contradict each other: choose one")
+    if password and (jwt_secret or jwt_key_path is not None):
+        raise ConfigError("--password and --jwt-* are alternatives: choose one")
+    raw_origins = values.get("allowed_origins") or ()
+    if isinstance(raw_origins, str) or not isinstance(raw_origins, Sequence):
+        raise ConfigError("allowed_origins must be a list of origins")
     return ServerSettings(
         host=str(values.get("host", DEFAULT_HOST)),
         port=port,
@@ -185,4 +307,71 @@ def _build(values: Mapping[str, Any]) -> ServerSettings:
         cert=Path(cert) if cert is not None else None,
         key=Path(key) if key is not None else None,
         http=http,
+        allowed_origins=tuple(parse_origin(str(o)) for o in raw_origins),
+        jwt_secret=str(jwt_secret) if jwt_secret else None,
+        jwt_public_key=_read_public_key(Path(jwt_key_path)) if jwt_key_path is not None else None,
+        offer_ttl=_number(values, "offer_ttl", DEFAULT_OFFER_TTL, float, minimum=0.1),
+        max_message_bytes=_number(
+            values, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, int, minimum=1024
+        ),
+        max_waiting_offers=_number(
+            values, "max_waiting_offers", DEFAULT_MAX_WAITING_OFFERS, int, minimum=1
+        ),
+        event_rate=_number(values, "event_rate", DEFAULT_EVENT_RATE, float, minimum=0.1),
+        event_burst=_number(values, "event_burst", DEFAULT_EVENT_BURST, int, minimum=1),
+        max_connections_per_ip=_number(
+            values, "max_connections_per_ip", DEFAULT_MAX_CONNECTIONS_PER_IP, int, minimum=1
+        ),
     )
+
+
+def _number(
+    values: Mapping[str, Any],
+    key: str,
+    default: _N,
+    kind: Callable[[Any], _N],
+    *,
+    minimum: float,
+) -> _N:
+    raw = values.get(key, default)
+    flag = "--" + key.replace("_", "-")
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{flag} must be a number, not {raw!r}") from e
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{flag} must be at least {minimum:g}, not {raw!r}")
+    return value
+
+
+def parse_origin(value: str) -> str:
+    """``scheme://host[:port]`` as a browser sends it in the Origin header."""
+    origin = value.strip().rstrip("/")
+    parsed = urlsplit(origin)
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or parsed.path
+        or parsed.query
+        or parsed.fragment
+        or "@" in parsed.netloc
+    ):
+        raise ConfigError(f"--allowed-origin {value!r}: write scheme://host[:port], no path")
+    return f"{parsed.scheme}://{parsed.netloc.lower()}"
+
+
+def _read_public_key(path: Path) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        pem = path.expanduser().read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read --jwt-public-key {path}: {e.strerror}") from e
+    try:
+        key = load_pem_public_key(pem)
+    except ValueError as e:
+        raise ConfigError(f"--jwt-public-key {path} is not a PEM public key") from e
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ConfigError(f"--jwt-public-key {path}: only RSA and EC keys are supported")
+    return pem.decode("ascii")

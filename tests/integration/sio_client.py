@@ -47,9 +47,11 @@ class Client:
         self.sio: socketio.AsyncClient | None = None
         self.user_name = ""
 
-    async def connect(self, timeout: float = 10, **auth: Any) -> Client:
+    async def connect(self, wait: float = 10, **auth: Any) -> Client:
         context: ssl.SSLContext | bool = (
-            False if self.server.http else ssl.create_default_context(cafile=str(self.server.ca_path))
+            False
+            if self.server.http
+            else ssl.create_default_context(cafile=str(self.server.ca_path))
         )
         self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
         self.sio = socketio.AsyncClient(http_session=self._http, reconnection=False)
@@ -59,7 +61,7 @@ class Client:
         self.sio.on("connect_error", refused.append)
         try:
             await self.sio.connect(
-                self.server.url, auth=auth, transports=["websocket"], wait_timeout=timeout
+                self.server.url, auth=auth, transports=["websocket"], wait_timeout=wait
             )
         except socketio.exceptions.ConnectionError as e:
             await self.close()
@@ -80,17 +82,17 @@ class Client:
 
         return record
 
-    async def wait_for(self, name: str, count: int = 1, timeout: float = 5) -> Any:
+    async def wait_for(self, name: str, count: int = 1, wait: float = 5) -> Any:
         """Wait until ``count`` events ``name`` arrived; return the last of them."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(wait):
             while len(self.events[name]) < count:
                 self._changed.clear()
                 await self._changed.wait()
         return self.events[name][count - 1]
 
-    async def call(self, event: str, data: Any = None, timeout: float = 5) -> Any:
+    async def call(self, event: str, data: Any = None, wait: float = 5) -> Any:
         assert self.sio is not None
-        return await self.sio.call(event, data, timeout=timeout)
+        return await self.sio.call(event, data, timeout=wait)
 
     async def emit(self, event: str, data: Any = None) -> None:
         assert self.sio is not None

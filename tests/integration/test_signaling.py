@@ -64,7 +64,9 @@ async def test_early_joiner_gets_new_offer_awaiting(clients: Clients) -> None:
     assert removed == {"offerId": ack["offerId"], "reason": "answered"}
 
 
-async def test_answerer_candidates_before_answer_reach_caller_after_answer(clients: Clients) -> None:
+async def test_answerer_candidates_before_answer_reach_caller_after_answer(
+    clients: Clients,
+) -> None:
     alice = await clients(userName="alice")
     bob = await clients(userName="bob")
     ack = await alice.call("newOffer", OFFER)
@@ -175,7 +177,9 @@ async def test_hangup_ends_call_and_both_can_call_again(clients: Clients) -> Non
     assert bob.events["callEnded"] == []
     again = await alice.call("newOffer", OFFER)
     assert again["offerId"] != ack["offerId"]
-    assert isinstance(await bob.call("newAnswer", {"offerId": again["offerId"], "answer": ANSWER}), list)
+    assert isinstance(
+        await bob.call("newAnswer", {"offerId": again["offerId"], "answer": ANSWER}), list
+    )
 
 
 LONG = "x" * 100_000
@@ -190,10 +194,26 @@ MALFORMED: list[tuple[str, object, str]] = [
     ("sendIceCandidateToSignalingServer", None, "invalid_payload"),
     ("sendIceCandidateToSignalingServer", {"iceCandidate": 1}, "invalid_payload"),
     ("sendIceCandidateToSignalingServer", {"iceCandidate": {"candidate": True}}, "invalid_payload"),
-    ("sendIceCandidateToSignalingServer", {"iceCandidate": {**cand(1), "sdpMLineIndex": "0"}}, "invalid_payload"),
-    ("sendIceCandidateToSignalingServer", {"iceCandidate": {**cand(1), "candidate": "candidate:" + LONG}}, "too_large"),
-    ("sendIceCandidateToSignalingServer", {"iceCandidate": cand(1), "iceUserName": LONG}, "too_large"),
-    ("sendIceCandidateToSignalingServer", {"iceCandidate": cand(1), "didIOffer": "true"}, "invalid_payload"),
+    (
+        "sendIceCandidateToSignalingServer",
+        {"iceCandidate": {**cand(1), "sdpMLineIndex": "0"}},
+        "invalid_payload",
+    ),
+    (
+        "sendIceCandidateToSignalingServer",
+        {"iceCandidate": {**cand(1), "candidate": "candidate:" + LONG}},
+        "too_large",
+    ),
+    (
+        "sendIceCandidateToSignalingServer",
+        {"iceCandidate": cand(1), "iceUserName": LONG},
+        "too_large",
+    ),
+    (
+        "sendIceCandidateToSignalingServer",
+        {"iceCandidate": cand(1), "didIOffer": "true"},
+        "invalid_payload",
+    ),
     ("newAnswer", None, "invalid_payload"),
     ("newAnswer", {"offerId": "x"}, "invalid_payload"),
     ("newAnswer", {"offerId": ["x"], "answer": ANSWER}, "invalid_payload"),
@@ -270,7 +290,9 @@ async def test_rooms_isolate_offers(clients: Clients) -> None:
     assert reply["error"]["code"] == "not_found"
     late_blue = await clients(userName="dave", room="blue")
     assert late_blue.events["availableOffers"] == [[]]
-    assert isinstance(await red.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER}), list)
+    assert isinstance(
+        await red.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER}), list
+    )
 
 
 async def test_bad_room_or_name_is_refused(clients: Clients) -> None:
@@ -290,7 +312,10 @@ async def test_duplicate_names_get_a_suffix(clients: Clients) -> None:
 
 async def test_ice_servers_reach_config_and_welcome(start_server: StartServer) -> None:
     server = start_server(
-        "--ice-server", "stun:127.0.0.1:3478", "--ice-server", "turn:u:p@127.0.0.1:3478?transport=udp"
+        "--ice-server",
+        "stun:127.0.0.1:3478",
+        "--ice-server",
+        "turn:u:p@127.0.0.1:3478?transport=udp",
     )
     expected = [
         {"urls": "stun:127.0.0.1:3478"},

@@ -93,7 +93,9 @@ async def test_answer_hands_over_buffered_candidates_once_then_relays_live(
     await board.new_offer("a", OFFER)
     for n in range(3):
         await board.ice_candidate("a", {"iceCandidate": cand(n)})
-    outcome = await board.answer("b", {"offerId": "offer1", "offererUserName": "alice", "answer": ANSWER})
+    outcome = await board.answer(
+        "b", {"offerId": "offer1", "offererUserName": "alice", "answer": ANSWER}
+    )
     assert [c["candidate"] for c in outcome.ack] == [cand(n)["candidate"] for n in range(3)]  # type: ignore[attr-defined]
     assert events(outcome.deliveries) == [
         ("answerResponse", "a", None),
@@ -152,7 +154,12 @@ async def test_exactly_one_of_many_concurrent_answerers_wins(board: Switchboard)
     for n in range(20):
         await join(board, f"b{n}", f"bob{n}")
     results = await asyncio.gather(
-        *(board.answer(f"b{n}", {"offerId": "offer1", "offererUserName": "alice", "answer": ANSWER}) for n in range(20)),
+        *(
+            board.answer(
+                f"b{n}", {"offerId": "offer1", "offererUserName": "alice", "answer": ANSWER}
+            )
+            for n in range(20)
+        ),
         return_exceptions=True,
     )
     winners = [r for r in results if not isinstance(r, BaseException)]
@@ -165,7 +172,11 @@ async def test_spoofed_ice_user_name_is_forbidden_and_not_relayed(board: Switchb
     await join(board, "a", "alice")
     await join(board, "m", "mallory")
     await board.new_offer("a", OFFER)
-    code = await code_of(board.ice_candidate("m", {"iceCandidate": cand(1), "iceUserName": "alice", "didIOffer": True}))
+    code = await code_of(
+        board.ice_candidate(
+            "m", {"iceCandidate": cand(1), "iceUserName": "alice", "didIOffer": True}
+        )
+    )
     assert code == ErrorCode.FORBIDDEN
     offer = await board.store.get_offer("offer1")
     assert offer is not None and offer.offer_ice_candidates == []
@@ -176,11 +187,20 @@ async def test_false_did_i_offer_is_forbidden(board: Switchboard) -> None:
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
     await board.answer("b", {"offerId": "offer1", "offererUserName": "alice", "answer": ANSWER})
-    assert await code_of(board.ice_candidate("b", {"iceCandidate": cand(1), "didIOffer": True})) == ErrorCode.FORBIDDEN
-    assert await code_of(board.ice_candidate("a", {"iceCandidate": cand(1), "didIOffer": False})) == ErrorCode.FORBIDDEN
+    assert (
+        await code_of(board.ice_candidate("b", {"iceCandidate": cand(1), "didIOffer": True}))
+        == ErrorCode.FORBIDDEN
+    )
+    assert (
+        await code_of(board.ice_candidate("a", {"iceCandidate": cand(1), "didIOffer": False}))
+        == ErrorCode.FORBIDDEN
+    )
     # a session without any offer claiming to be an offerer
     await join(board, "c", "carol")
-    assert await code_of(board.ice_candidate("c", {"iceCandidate": cand(1), "didIOffer": True})) == ErrorCode.FORBIDDEN
+    assert (
+        await code_of(board.ice_candidate("c", {"iceCandidate": cand(1), "didIOffer": True}))
+        == ErrorCode.FORBIDDEN
+    )
 
 
 async def test_candidate_naming_another_offer_is_forbidden(board: Switchboard) -> None:
@@ -196,18 +216,31 @@ async def test_one_offer_or_call_per_session(board: Switchboard) -> None:
     await board.new_offer("a", OFFER)
     assert await code_of(board.new_offer("a", OFFER)) == ErrorCode.BUSY
     await board.new_offer("b", OFFER)
-    code = await code_of(board.answer("b", {"offerId": "offer1", "offererUserName": "alice", "answer": ANSWER}))
+    code = await code_of(
+        board.answer("b", {"offerId": "offer1", "offererUserName": "alice", "answer": ANSWER})
+    )
     assert code == ErrorCode.BUSY
 
 
 async def test_cannot_answer_own_offer_or_a_missing_one(board: Switchboard) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
-    assert await code_of(board.answer("a", {"offerId": "offer1", "answer": ANSWER})) == ErrorCode.FORBIDDEN
+    assert (
+        await code_of(board.answer("a", {"offerId": "offer1", "answer": ANSWER}))
+        == ErrorCode.FORBIDDEN
+    )
     await join(board, "b", "bob")
-    assert await code_of(board.answer("b", {"offerId": "nope", "answer": ANSWER})) == ErrorCode.NOT_FOUND
-    assert await code_of(board.answer("b", {"offererUserName": "nobody", "answer": ANSWER})) == ErrorCode.NOT_FOUND
-    code = await code_of(board.answer("b", {"offerId": "offer1", "offererUserName": "zed", "answer": ANSWER}))
+    assert (
+        await code_of(board.answer("b", {"offerId": "nope", "answer": ANSWER}))
+        == ErrorCode.NOT_FOUND
+    )
+    assert (
+        await code_of(board.answer("b", {"offererUserName": "nobody", "answer": ANSWER}))
+        == ErrorCode.NOT_FOUND
+    )
+    code = await code_of(
+        board.answer("b", {"offerId": "offer1", "offererUserName": "zed", "answer": ANSWER})
+    )
     assert code == ErrorCode.INVALID_PAYLOAD
 
 
@@ -216,8 +249,14 @@ async def test_rooms_isolate_offers(board: Switchboard) -> None:
     await board.new_offer("a", OFFER)
     _, offers = await board.join("b", Auth("bob", None, "blue"))
     assert offers == []
-    assert await code_of(board.answer("b", {"offerId": "offer1", "answer": ANSWER})) == ErrorCode.NOT_FOUND
-    assert await code_of(board.answer("b", {"offererUserName": "alice", "answer": ANSWER})) == ErrorCode.NOT_FOUND
+    assert (
+        await code_of(board.answer("b", {"offerId": "offer1", "answer": ANSWER}))
+        == ErrorCode.NOT_FOUND
+    )
+    assert (
+        await code_of(board.answer("b", {"offererUserName": "alice", "answer": ANSWER}))
+        == ErrorCode.NOT_FOUND
+    )
     _, offers = await board.join("c", Auth("carol", None, "red"))
     assert [o["offerId"] for o in offers] == ["offer1"]
 
@@ -238,7 +277,11 @@ async def test_hangup_of_a_waiting_offer_withdraws_it(board: Switchboard) -> Non
     outcome = await board.hangup("a", {"offerId": "offer1"})
     assert outcome.ack == {"ok": True}
     [d] = outcome.deliveries
-    assert (d.event, d.payload, d.to_room) == ("offerRemoved", {"offerId": "offer1", "reason": "cancelled"}, "lobby")
+    assert (d.event, d.payload, d.to_room) == (
+        "offerRemoved",
+        {"offerId": "offer1", "reason": "cancelled"},
+        "lobby",
+    )
     assert await board.store.waiting_offers("lobby") == []
     assert await code_of(board.hangup("a", None)) == ErrorCode.NOT_IN_CALL
 
@@ -279,7 +322,9 @@ async def test_leave_withdraws_waiting_offer(board: Switchboard, store: MemorySt
     assert store.counts() == {"sessions": 0, "names": 0, "offers": 0, "bound": 0, "pending": 0}
 
 
-async def test_leave_during_call_ends_it_for_the_peer(board: Switchboard, store: MemoryStore) -> None:
+async def test_leave_during_call_ends_it_for_the_peer(
+    board: Switchboard, store: MemoryStore
+) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -322,7 +367,9 @@ async def test_unknown_session_is_unauthorized(board: Switchboard) -> None:
         {"type": 1, "sdp": "v=0"},
     ],
 )
-async def test_malformed_offer_is_invalid_and_changes_nothing(board: Switchboard, payload: object) -> None:
+async def test_malformed_offer_is_invalid_and_changes_nothing(
+    board: Switchboard, payload: object
+) -> None:
     await join(board, "a", "alice")
     assert await code_of(board.new_offer("a", payload)) == ErrorCode.INVALID_PAYLOAD
     assert await board.store.current_offer_id("a") is None
@@ -424,3 +471,21 @@ def test_the_core_imports_no_transport() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_losing_answerer_candidates_are_dropped(board: Switchboard) -> None:
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await join(board, "c", "carol")
+    await board.new_offer("a", OFFER)
+    await board.ice_candidate("c", {"iceCandidate": cand(5)})  # carol trickles early...
+    await board.answer("b", {"offerId": "offer1", "answer": ANSWER})
+    code = await code_of(board.answer("c", {"offerId": "offer1", "answer": ANSWER}))
+    assert code == ErrorCode.OFFER_TAKEN  # ...and loses
+    await join(board, "d", "dave")
+    await board.new_offer("d", OFFER)
+    outcome = await board.answer("c", {"offerId": "offer2", "answer": ANSWER})
+    assert events(outcome.deliveries) == [
+        ("answerResponse", "d", None),
+        ("offerRemoved", None, "lobby"),
+    ]

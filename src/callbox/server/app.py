@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import socketio
 from aiohttp import web
 
 from callbox import __version__
 from callbox.config import ServerSettings
 from callbox.server.events import CallboxSocketServer, SignalingEvents
 from callbox.server.metrics import CONTENT_TYPE_LATEST, Metrics
-from callbox.signaling import MemoryStore, Store, Switchboard
+from callbox.signaling import Limits, MemoryStore, Store, Switchboard
 
 log = logging.getLogger(__name__)
 
 EVENTS_KEY = web.AppKey("events", SignalingEvents)
 SETTINGS_KEY = web.AppKey("settings", ServerSettings)
 
-# Larger than any message the core accepts (it answers those with `too_large`); engine.io
-# drops the connection above this, so it is only the last line of defence.
-MAX_MESSAGE_BYTES = 512 * 1024
+# engine.io drops the connection above its buffer size, so it is only the last line of
+# defence: it is kept well above --max-message-bytes, which gets the client a `too_large`.
+MIN_ENGINE_BUFFER_BYTES = 1024 * 1024
+
+
+def engine_buffer_bytes(settings: ServerSettings) -> int:
+    return max(MIN_ENGINE_BUFFER_BYTES, 4 * settings.max_message_bytes)
+
+
+def sweep_interval(offer_ttl: float) -> float:
+    """How often waiting offers are checked for expiry: a quarter of the TTL, 50 ms-10 s."""
+    return min(10.0, max(0.05, offer_ttl / 4))
+
 
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -51,37 +63,65 @@ async def _security_headers(
     return response
 
 
-def same_origin(settings: ServerSettings) -> Callable[[str, dict[str, Any]], bool]:
-    """Socket.IO accepts a browser only from the page's own origin.
+def same_origin(
+    settings: ServerSettings, on_refused: Callable[[str], None] | None = None
+) -> Callable[[str, dict[str, Any]], bool]:
+    """Socket.IO accepts a browser only from the page's own origin, or one of
+    ``--allowed-origin``. (Clients that send no Origin header, i.e. not browsers, pass.)
 
     engine.io's built-in check assumes ``http`` under aiohttp even when we serve TLS, which
     would refuse every HTTPS page; this compares with the scheme we really serve.
     """
+    extra = frozenset(settings.allowed_origins)
 
-    def allowed(origin: str, environ: dict[str, Any]) -> bool:
+    def allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+        if origin is None:  # engine.io asks for every response; no Origin: not a browser's CORS
+            return True
         host = environ.get("HTTP_HOST", "")
         scheme = settings.scheme
         if settings.http:  # behind a TLS-terminating proxy, it tells the browser's scheme
             scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
-        return bool(host) and origin == f"{scheme}://{host}"
+        if (bool(host) and origin == f"{scheme}://{host}") or origin.lower() in extra:
+            return True
+        # engine.io asks again for the same request when it builds the refusal: count once
+        if on_refused is not None and not environ.get("callbox.origin_refused"):
+            environ["callbox.origin_refused"] = True
+            on_refused(origin)
+        return False
 
     return allowed
 
 
-def create_app(settings: ServerSettings, store: Store | None = None) -> web.Application:
-    """Build the aiohttp application; nothing is global, everything hangs off the app."""
+def create_app(
+    settings: ServerSettings,
+    store: Store | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """Build the aiohttp application; nothing is global, everything hangs off the app.
+    ``clock`` is the switchboard's (offer ages), injectable for tests."""
     app = web.Application(middlewares=[_security_headers])
     metrics = Metrics()
+
+    def origin_refused(origin: str) -> None:
+        metrics.error("forbidden")
+        metrics.limit("origin")
+        log.warning("socket.io connection from origin %r refused", origin[:128])
+
     sio = CallboxSocketServer(
         async_mode="aiohttp",
         async_handlers=False,  # one client's events are handled in the order they arrive
-        cors_allowed_origins=same_origin(settings),
-        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        cors_allowed_origins=same_origin(settings, origin_refused),
+        max_http_buffer_size=engine_buffer_bytes(settings),
         logger=False,
         engineio_logger=False,
     )
     sio.attach(app)
-    switchboard = Switchboard(store if store is not None else MemoryStore())
+    store = store if store is not None else MemoryStore()
+    if isinstance(store, MemoryStore):
+        metrics.watch_store(store.counts)
+    limits = Limits(max_waiting_offers=settings.max_waiting_offers)
+    switchboard = Switchboard(store, limits=limits, clock=clock)
     events = SignalingEvents(sio, switchboard, settings, metrics)
     app[EVENTS_KEY] = events
     app[SETTINGS_KEY] = settings
@@ -113,11 +153,34 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> web.Appl
     else:
         log.error("the socket.io browser client is missing (%s): reinstall callbox", vendor)
 
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def sweep() -> None:
+        interval = sweep_interval(settings.offer_ttl)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                events.outbox.put(await switchboard.expire_offers(settings.offer_ttl))
+            except Exception:
+                log.exception("expiring offers failed")
+
     async def start(app: web.Application) -> None:
         events.outbox.start()
+        sweeper.append(asyncio.create_task(sweep(), name="callbox-offer-sweeper"))
 
     async def stop(app: web.Application) -> None:
-        await sio.shutdown()  # closes every client connection
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        sweeper.clear()
+        # every client is disconnected (running the disconnect handler: peers are told),
+        # else aiohttp would wait for each open websocket until its shutdown timeout
+        for sid, _ in list(sio.manager.get_participants("/", None)):
+            await sio.disconnect(sid)
+        if sio.eio.sockets:  # engine.io's disconnect() fails on an empty set of sockets
+            await sio.eio.disconnect()  # engine.io sockets that never joined the namespace
+        await sio.shutdown()
         await events.outbox.drain()
         await events.outbox.close()
         await switchboard.store.close()

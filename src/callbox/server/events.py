@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hmac
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
 
 from callbox.config import ServerSettings
+from callbox.server.auth import Authenticator
 from callbox.server.metrics import Metrics
 from callbox.signaling import (
     Delivery,
@@ -28,6 +30,7 @@ from callbox.signaling import (
     Switchboard,
     parse_auth,
 )
+from callbox.signaling.limits import ConnectionCounter, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,13 @@ _wants_ack: contextvars.ContextVar[bool] = contextvars.ContextVar("wants_ack", d
 
 ROOM_PREFIX = "room:"
 CLIENT_EVENTS = ("newOffer", "sendIceCandidateToSignalingServer", "newAnswer", "hangup")
+_RESERVED = "\x00reserved"  # internal event the server re-routes reserved names to
+# Names python-socketio dispatches to handlers of their own: a client *event* with one of these
+# names would otherwise run our connect/disconnect handlers with a payload for an environ, or
+# the catch-all handler without the event name.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*", _RESERVED})
+# Connect refusals whose message is the bare code (what clients switch on)
+_CODE_AS_MESSAGE = {ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED}
 
 
 class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -49,6 +59,9 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
     ) -> None:
         token = _wants_ack.set(id is not None)
+        if not data or not isinstance(data[0], str) or data[0] in RESERVED_EVENTS:
+            name = data[0] if data and isinstance(data[0], str) else "?"
+            data = [_RESERVED, name, *data[1:]]
         try:
             await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
         finally:
@@ -113,12 +126,17 @@ class SignalingEvents:
         switchboard: Switchboard,
         settings: ServerSettings,
         metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sio = sio
         self.switchboard = switchboard
         self.settings = settings
         self.metrics = metrics
         self.outbox = Outbox(sio)
+        self.authenticator = Authenticator(settings)
+        self.rates = RateLimiter(settings.event_rate, settings.event_burst, clock=clock)
+        self.connections = ConnectionCounter(settings.max_connections_per_ip)
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         handlers: dict[str, Handler] = {
@@ -130,20 +148,35 @@ class SignalingEvents:
         for event, method in handlers.items():
             sio.on(event, self._adapter(event, method))
         sio.on("*", self.on_unknown)
+        sio.on(_RESERVED, self.on_reserved)
+
+    def client_address(self, environ: dict[str, Any]) -> str:
+        """The client's IP: the peer of the TCP connection or, behind a proxy (``--http``), the
+        address the proxy appended last to X-Forwarded-For. (engine.io's REMOTE_ADDR is a
+        placeholder under aiohttp.)"""
+        if self.settings.http:
+            forwarded = str(environ.get("HTTP_X_FORWARDED_FOR", ""))
+            last = forwarded.split(",")[-1].strip()
+            if last:
+                return last
+        request = environ.get("aiohttp.request")
+        remote = getattr(request, "remote", None)
+        return remote if isinstance(remote, str) else "unknown"
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: object = None) -> None:
         try:
-            parsed = parse_auth(auth)
-            if self.settings.password is not None and not hmac.compare_digest(
-                (parsed.password or "").encode(), self.settings.password.encode()
-            ):
-                raise SignalingError(ErrorCode.UNAUTHORIZED, "unauthorized")
-            session, offers = await self.switchboard.join(sid, parsed)
+            parsed = self.authenticator.check(parse_auth(auth))
+            self.connections.acquire(sid, self.client_address(environ))
+            try:
+                session, offers = await self.switchboard.join(sid, parsed)
+            except BaseException:
+                self.connections.release(sid)
+                raise
         except SignalingError as e:
-            self.metrics.error(e.code)
-            log.warning("sid=%s connect refused: %s", sid, e.message)
-            message = "unauthorized" if e.code is ErrorCode.UNAUTHORIZED else e.message
-            raise socketio.exceptions.ConnectionRefusedError(message) from e
+            self._count(e)
+            log.warning("sid=%s connect refused: %s (%s)", sid, e.code, e.message)
+            message = str(e.code) if e.code in _CODE_AS_MESSAGE else e.message
+            raise socketio.exceptions.ConnectionRefusedError(message, e.to_wire()) from e
         await self.sio.save_session(sid, {"room": session.room, "userName": session.user_name})
         await self.sio.enter_room(sid, room_of(session.room))
         self.metrics.sessions.inc()
@@ -158,6 +191,8 @@ class SignalingEvents:
         await self.sio.emit("availableOffers", offers, to=sid)
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
+        self.connections.release(sid)
+        self.rates.forget(sid)
         try:
             deliveries = await self.switchboard.leave(sid)
         except SignalingError as e:
@@ -168,16 +203,34 @@ class SignalingEvents:
 
     async def on_unknown(self, event: str, sid: str, *args: object) -> object:
         self.metrics.event("unknown")
-        error = SignalingError(ErrorCode.INVALID_PAYLOAD, f"unknown event {event[:64]!r}")
-        return await self._fail(sid, event[:64], error)
+        name = event[:64]
+        try:
+            self.rates.take(sid)
+        except SignalingError as e:
+            return await self._fail(sid, name, e)
+        error = SignalingError(ErrorCode.INVALID_PAYLOAD, f"unknown event {name!r}")
+        return await self._fail(sid, name, error)
+
+    async def on_reserved(self, sid: str, event: object = "?", *args: object) -> object:
+        """A client event named like a reserved one (or not named by a string)."""
+        return await self.on_unknown(event if isinstance(event, str) else "?", sid, *args)
+
+    def _check_message(self, sid: str, event: str, args: tuple[object, ...]) -> None:
+        """The per-session rate and the whole-message size, before any parsing."""
+        self.rates.take(sid)
+        limit = self.settings.max_message_bytes
+        if message_size(args, limit) > limit:
+            raise SignalingError(
+                ErrorCode.TOO_LARGE, f"{event} is larger than {limit} bytes", limit="message"
+            )
+        if len(args) > 1:
+            raise SignalingError(ErrorCode.INVALID_PAYLOAD, f"{event} takes one payload")
 
     def _adapter(self, event: str, method: Handler) -> Callable[..., Awaitable[object]]:
         async def handle(sid: str, *args: object) -> object:
             self.metrics.event(event)
-            if len(args) > 1:
-                error = SignalingError(ErrorCode.INVALID_PAYLOAD, f"{event} takes one payload")
-                return await self._fail(sid, event, error)
             try:
+                self._check_message(sid, event, args)
                 outcome = await method(sid, args[0] if args else None)
             except SignalingError as e:
                 return await self._fail(sid, event, e)
@@ -190,10 +243,31 @@ class SignalingEvents:
 
         return handle
 
-    async def _fail(self, sid: str, event: str, error: SignalingError) -> object:
+    def _count(self, error: SignalingError) -> None:
         self.metrics.error(error.code)
+        if error.limit is not None:
+            self.metrics.limit(error.limit)
+
+    async def _fail(self, sid: str, event: str, error: SignalingError) -> object:
+        self._count(error)
         log.warning("sid=%s %s refused: %s (%s)", sid, event, error.code, error.message)
         if _wants_ack.get():
             return {"error": error.to_wire()}
         await self.sio.emit("signalingError", {**error.to_wire(), "event": event}, to=sid)
         return None
+
+
+def _stand_in(value: object) -> object:
+    if isinstance(value, bytes | bytearray):  # binary attachments count by their length
+        return "b" * len(value)
+    return "?"
+
+
+def message_size(args: tuple[object, ...], limit: int) -> int:
+    """Bytes of ``args`` as JSON (UTF-8), about what the client sent; ``limit + 1`` when it
+    cannot be measured (nesting deeper than the JSON encoder follows)."""
+    try:
+        text = json.dumps(args, ensure_ascii=False, separators=(",", ":"), default=_stand_in)
+    except (RecursionError, ValueError, TypeError):
+        return limit + 1
+    return len(text.encode("utf-8", "surrogatepass"))

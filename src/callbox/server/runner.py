@@ -47,7 +47,7 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop`` is set), then close every session cleanly."""
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
     await runner.setup()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -62,9 +62,9 @@ async def serve(
                 f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}"
             ) from e
         port = settings.port
-        server = site._server  # the asyncio Server: the real port when --port 0
-        if server is not None and server.sockets:
-            port = server.sockets[0].getsockname()[1]
+        sockets = getattr(site._server, "sockets", None)  # the real port when --port 0
+        if sockets:
+            port = sockets[0].getsockname()[1]
         on_ready(Listening(settings.scheme, settings.host, port))
         await stop.wait()
         log.info("stopping")

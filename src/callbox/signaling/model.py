@@ -36,10 +36,12 @@ class ErrorCode(StrEnum):
 class SignalingError(CallboxError):
     """A signaling rule refused a request; ``code`` goes on the wire, ``message`` too."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, limit: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        #: which configured limit was exceeded, if that is why (a ``/metrics`` label)
+        self.limit = limit
 
     def to_wire(self) -> JSON:
         return {"code": str(self.code), "message": self.message}
@@ -54,13 +56,16 @@ class StoreUnavailable(SignalingError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Size limits enforced by the core (characters of the wire strings)."""
+    """Limits enforced by the core: sizes in characters of the wire strings, counts of
+    candidates held, and waiting offers per room. Each exceeded limit raises a
+    :class:`SignalingError` whose ``limit`` names it (the ``limit`` label in ``/metrics``)."""
 
     max_sdp: int = 64 * 1024
     max_candidate: int = 1024
     max_field: int = 256
     max_buffered_candidates: int = 256
     max_pending_candidates: int = 64
+    max_waiting_offers: int = 100
 
 
 DEFAULT_LIMITS = Limits()
@@ -160,6 +165,12 @@ class Auth:
     user_name: str | None
     password: str | None
     room: str
+    token: str | None = None
+    #: whether the client named its room (False: ``room`` is the default); not compared
+    room_given: bool = field(default=True, compare=False)
+
+
+_LIMIT_NAMES = {"sdp": "sdp", "candidate": "candidate"}
 
 
 def _invalid(message: str) -> SignalingError:
@@ -179,7 +190,11 @@ def _opt_str(data: dict[str, object], key: str, limit: int) -> str | None:
     if not isinstance(value, str):
         raise _invalid(f"{key} must be a string")
     if len(value) > limit:
-        raise SignalingError(ErrorCode.TOO_LARGE, f"{key} is longer than {limit} characters")
+        raise SignalingError(
+            ErrorCode.TOO_LARGE,
+            f"{key} is longer than {limit} characters",
+            limit=_LIMIT_NAMES.get(key, "field"),
+        )
     return value
 
 
@@ -190,7 +205,9 @@ def _req_str(data: dict[str, object], key: str, limit: int) -> str:
     return value
 
 
-def parse_description(data: object, expected_type: str, limits: Limits = DEFAULT_LIMITS) -> Description:
+def parse_description(
+    data: object, expected_type: str, limits: Limits = DEFAULT_LIMITS
+) -> Description:
     obj = _require_dict(data, expected_type)
     kind = _req_str(obj, "type", limits.max_field)
     if kind != expected_type:
@@ -263,21 +280,50 @@ def clean_user_name(value: object) -> str | None:
     if not name:
         return None
     if len(name) > MAX_NAME:
-        raise SignalingError(ErrorCode.TOO_LARGE, f"userName is longer than {MAX_NAME} characters")
+        raise SignalingError(
+            ErrorCode.TOO_LARGE, f"userName is longer than {MAX_NAME} characters", limit="user_name"
+        )
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise _invalid("userName must be printable text")
     return name
 
 
+MAX_PASSWORD = 1024
+MAX_TOKEN = 8 * 1024
+
+
+def _secret(obj: dict[str, object], key: str, limit: int) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(f"{key} must be a string")
+    if len(value) > limit:
+        raise SignalingError(ErrorCode.TOO_LARGE, f"{key} is too long", limit="field")
+    return value
+
+
+def valid_room(value: object) -> str | None:
+    """``value`` if it is a room name (1-64 of ``[A-Za-z0-9_-]``), else None."""
+    return value if isinstance(value, str) and _ROOM_RE.fullmatch(value) else None
+
+
 def parse_auth(data: object) -> Auth:
     """The ``auth`` object of a connect; missing means all defaults."""
     obj = {} if data is None else _require_dict(data, "auth")
-    password = obj.get("password")
-    if password is not None and not isinstance(password, str):
-        raise _invalid("password must be a string")
+    password = _secret(obj, "password", MAX_PASSWORD)
+    token = _secret(obj, "token", MAX_TOKEN)
     room = obj.get("room")
-    if room is None or room == "":
+    given = not (room is None or room == "")
+    if not given:
         room = DEFAULT_ROOM
-    if not isinstance(room, str) or not _ROOM_RE.fullmatch(room):
+    checked = valid_room(room)
+    if checked is None:
         raise _invalid("room must be 1-64 characters of A-Z a-z 0-9 _ -")
-    return Auth(user_name=clean_user_name(obj.get("userName")), password=password, room=room)
+    return Auth(
+        user_name=clean_user_name(obj.get("userName")),
+        password=password,
+        room=checked,
+        token=token,
+        room_given=given,
+    )

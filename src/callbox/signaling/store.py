@@ -37,8 +37,9 @@ class Store(Protocol):
         """The offer this session made or answered, if any."""
         ...
 
-    async def add_offer(self, offer: Offer) -> None:
-        """Store a new waiting offer and bind it to its offerer; ``busy`` if already bound."""
+    async def add_offer(self, offer: Offer, max_waiting: int | None = None) -> None:
+        """Store a new waiting offer and bind it to its offerer; ``busy`` if already bound, or
+        if its room already holds ``max_waiting`` waiting offers."""
         ...
 
     async def get_offer(self, offer_id: str) -> Offer | None: ...
@@ -59,7 +60,9 @@ class Store(Protocol):
         """
         ...
 
-    async def add_caller_candidate(self, offer_id: str, candidate: Candidate, limit: int) -> str | None:
+    async def add_caller_candidate(
+        self, offer_id: str, candidate: Candidate, limit: int
+    ) -> str | None:
         """Buffer a caller's candidate on a waiting offer (returns None), or, once the offer is
         answered, return the answerer's sid so the candidate is relayed instead.
         ``too_large`` when the buffer holds ``limit`` candidates already."""
@@ -67,6 +70,11 @@ class Store(Protocol):
 
     async def remove_offer(self, offer_id: str) -> Offer | None:
         """Remove the offer and unbind both parties; only one concurrent caller gets it."""
+        ...
+
+    async def expire_offers(self, created_before: float) -> list[Offer]:
+        """Remove and return every *waiting* offer created before ``created_before``, in any
+        room, unbinding their offerers. An offer answered meanwhile is never removed."""
         ...
 
     async def add_pending_candidate(self, sid: str, candidate: Candidate, limit: int) -> None:
@@ -112,9 +120,19 @@ class MemoryStore:
     async def current_offer_id(self, sid: str) -> str | None:
         return self._bound.get(sid)
 
-    async def add_offer(self, offer: Offer) -> None:
+    async def add_offer(self, offer: Offer, max_waiting: int | None = None) -> None:
         if offer.offerer_sid in self._bound:
             raise SignalingError(ErrorCode.BUSY, "cannot offer: this session already has a call")
+        if max_waiting is not None:
+            waiting = sum(
+                1 for o in self._offers.values() if o.room == offer.room and not o.answered
+            )
+            if waiting >= max_waiting:
+                raise SignalingError(
+                    ErrorCode.BUSY,
+                    f"cannot offer: room {offer.room} already has {max_waiting} waiting offers",
+                    limit="waiting_offers",
+                )
         self._offers[offer.offer_id] = copy.deepcopy(offer)
         self._bound[offer.offerer_sid] = offer.offer_id
         self._pending.pop(offer.offerer_sid, None)
@@ -149,7 +167,9 @@ class MemoryStore:
         self._bound[answerer.sid] = offer_id
         return copy.deepcopy(offer)
 
-    async def add_caller_candidate(self, offer_id: str, candidate: Candidate, limit: int) -> str | None:
+    async def add_caller_candidate(
+        self, offer_id: str, candidate: Candidate, limit: int
+    ) -> str | None:
         offer = self._offers.get(offer_id)
         if offer is None:
             raise SignalingError(ErrorCode.NOT_FOUND, f"offer {offer_id} is gone")
@@ -157,7 +177,9 @@ class MemoryStore:
             return offer.answerer_sid
         if len(offer.offer_ice_candidates) >= limit:
             raise SignalingError(
-                ErrorCode.TOO_LARGE, f"offer {offer_id} already holds {limit} candidates"
+                ErrorCode.TOO_LARGE,
+                f"offer {offer_id} already holds {limit} candidates",
+                limit="buffered_candidates",
             )
         offer.offer_ice_candidates.append(candidate)
         return None
@@ -171,11 +193,19 @@ class MemoryStore:
                 del self._bound[sid]
         return offer
 
+    async def expire_offers(self, created_before: float) -> list[Offer]:
+        old = [o for o in self._offers.values() if not o.answered and o.created_at < created_before]
+        for offer in old:
+            await self.remove_offer(offer.offer_id)
+        return old
+
     async def add_pending_candidate(self, sid: str, candidate: Candidate, limit: int) -> None:
         held = self._pending.setdefault(sid, [])
         if len(held) >= limit:
             raise SignalingError(
-                ErrorCode.TOO_LARGE, f"already holding {limit} candidates sent before an answer"
+                ErrorCode.TOO_LARGE,
+                f"already holding {limit} candidates sent before an answer",
+                limit="pending_candidates",
             )
         held.append(candidate)
 

@@ -112,7 +112,7 @@ class Switchboard:
             offer=description,
             created_at=self._clock(),
         )
-        await self.store.add_offer(offer)
+        await self.store.add_offer(offer, self.limits.max_waiting_offers)
         log.info("sid=%s offer=%s waiting in room=%s", sid, offer.offer_id, session.room)
         return Outcome(
             {"offerId": offer.offer_id},
@@ -141,7 +141,9 @@ class Switchboard:
             raise SignalingError(ErrorCode.NOT_IN_CALL, "the call has ended")
         is_offerer = offer.offerer_sid == sid
         if msg.did_i_offer is not None and msg.did_i_offer != is_offerer:
-            raise SignalingError(ErrorCode.FORBIDDEN, "didIOffer does not match this session's role")
+            raise SignalingError(
+                ErrorCode.FORBIDDEN, "didIOffer does not match this session's role"
+            )
         if msg.offer_id is not None and msg.offer_id != offer_id:
             raise SignalingError(
                 ErrorCode.FORBIDDEN, f"offer {msg.offer_id} is not this session's call"
@@ -172,7 +174,13 @@ class Switchboard:
             )
         if offer.offerer_sid == sid:
             raise SignalingError(ErrorCode.FORBIDDEN, "cannot answer your own offer")
-        claimed = await self.store.claim_offer(offer.offer_id, session, msg.answer)
+        try:
+            claimed = await self.store.claim_offer(offer.offer_id, session, msg.answer)
+        except SignalingError:
+            # the candidates held for this answer belong to a peer connection that lost:
+            # they must never reach the caller of a later call
+            await self.store.take_pending_candidates(sid)
+            raise
         held = await self.store.take_pending_candidates(sid)
         log.info("sid=%s answered offer=%s", sid, claimed.offer_id)
         deliveries = [
@@ -196,7 +204,22 @@ class Switchboard:
             raise SignalingError(ErrorCode.NOT_FOUND, f"cannot hang up: {wanted} is not your call")
         return Outcome(OK, await self._end(sid, offer_id, "hangup", "cancelled"))
 
-    async def _end(self, sid: str, offer_id: str, call_reason: str, wait_reason: str) -> list[Delivery]:
+    async def expire_offers(self, ttl: float) -> list[Delivery]:
+        """Withdraw every waiting offer older than ``ttl`` seconds (by the injected clock).
+
+        The whole room, the offerer included, gets ``offerRemoved`` reason ``expired``; the
+        offerer is then free to offer again."""
+        expired = await self.store.expire_offers(self._clock() - ttl)
+        for offer in expired:
+            log.info("sid=%s offer=%s expired", offer.offerer_sid, offer.offer_id)
+        return [
+            Delivery("offerRemoved", {"offerId": o.offer_id, "reason": "expired"}, to_room=o.room)
+            for o in expired
+        ]
+
+    async def _end(
+        self, sid: str, offer_id: str, call_reason: str, wait_reason: str
+    ) -> list[Delivery]:
         offer = await self.store.remove_offer(offer_id)
         if offer is None:
             return []
@@ -207,7 +230,7 @@ class Switchboard:
         if sid == offer.offerer_sid:
             other, by = offer.answerer_sid, offer.offerer_user_name
         else:
-            other, by = offer.offerer_sid, offer.answerer_user_name
+            other, by = offer.offerer_sid, offer.answerer_user_name or ""
         log.info("sid=%s call=%s ended (%s)", sid, offer_id, call_reason)
         payload = {"offerId": offer_id, "reason": call_reason, "by": by}
         return [Delivery("callEnded", payload, to_sid=other)]
