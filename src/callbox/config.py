@@ -16,6 +16,7 @@ from callbox.errors import ConfigError
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8443
 DEFAULT_OFFER_TTL = 600.0
+DEFAULT_RESUME_GRACE = 30.0
 # Limits an honest client never reaches: a browser sends one offer (a few KiB of SDP, at most
 # 64 KiB) and trickles 10-20 candidates within a second.
 DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024
@@ -60,6 +61,8 @@ class ServerSettings:
     #: PEM text of the public key that verifies RS256/ES256 tokens
     jwt_public_key: str | None = None
     offer_ttl: float = DEFAULT_OFFER_TTL
+    #: how long a session whose socket dropped mid-call is held for a resume
+    resume_grace: float = DEFAULT_RESUME_GRACE
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_waiting_offers: int = DEFAULT_MAX_WAITING_OFFERS
     event_rate: float = DEFAULT_EVENT_RATE
@@ -158,6 +161,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"withdraw offers nobody answered after this long (default {DEFAULT_OFFER_TTL:g})",
     )
     parser.add_argument(
+        "--resume-grace",
+        type=float,
+        metavar="SECONDS",
+        help="how long a call survives its socket dropping, waiting for the client to resume "
+        f"(default {DEFAULT_RESUME_GRACE:g}; 0 ends it at once)",
+    )
+    parser.add_argument(
         "--max-message-bytes",
         type=int,
         help=f"largest client message (default {DEFAULT_MAX_MESSAGE_BYTES})",
@@ -213,6 +223,7 @@ _SETTING_KEYS = (
     "jwt_secret",
     "jwt_public_key",
     "offer_ttl",
+    "resume_grace",
     "max_message_bytes",
     "max_waiting_offers",
     "event_rate",
@@ -257,6 +268,7 @@ def serve_settings_from(
         "jwt_secret": args.jwt_secret,
         "jwt_public_key": args.jwt_public_key,
         "offer_ttl": args.offer_ttl,
+        "resume_grace": args.resume_grace,
         "max_message_bytes": args.max_message_bytes,
         "max_waiting_offers": args.max_waiting_offers,
         "event_rate": args.event_rate,
@@ -311,6 +323,7 @@ def _build(values: Mapping[str, Any]) -> ServerSettings:
         jwt_secret=str(jwt_secret) if jwt_secret else None,
         jwt_public_key=_read_public_key(Path(jwt_key_path)) if jwt_key_path is not None else None,
         offer_ttl=_number(values, "offer_ttl", DEFAULT_OFFER_TTL, float, minimum=0.1),
+        resume_grace=_number(values, "resume_grace", DEFAULT_RESUME_GRACE, float, minimum=0),
         max_message_bytes=_number(
             values, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES, int, minimum=1024
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import defaultdict
 from typing import Any
@@ -21,6 +22,7 @@ SEED_EVENTS = (
     "offerRemoved",
     "callEnded",
     "signalingError",
+    "renegotiate",
 )
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
@@ -36,6 +38,21 @@ def cand(n: int) -> dict[str, Any]:
     }
 
 
+async def disconnect_cleanly(sio: socketio.AsyncClient) -> None:
+    """Disconnect so the server sees a deliberate leave, not a dropped socket.
+
+    python-socketio queues its DISCONNECT packet and closes the websocket at once, so the
+    packet is often lost and the server sees "transport close" (and holds the session for a
+    resume). Send it first and wait until it has been written.
+    """
+    if sio.connected:
+        await sio._send_packet(sio.packet_class(socketio.packet.DISCONNECT, namespace="/"))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                await sio.eio.queue.join()
+    await sio.disconnect()
+
+
 class Client:
     """One connected test client; ``events[name]`` lists payloads in arrival order."""
 
@@ -43,6 +60,11 @@ class Client:
         self.server = server
         self.events: dict[str, list[Any]] = defaultdict(list)
         self._changed = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        #: the sequence number of the last targeted event received (for ``auth.lastSeq``)
+        self.last_seq = 0
+        #: while True, arriving events are dropped as if lost in transit
+        self.deaf = False
         self._http: aiohttp.ClientSession | None = None
         self.sio: socketio.AsyncClient | None = None
         self.user_name = ""
@@ -57,6 +79,7 @@ class Client:
         self.sio = socketio.AsyncClient(http_session=self._http, reconnection=False)
         for name in SEED_EVENTS:
             self.sio.on(name, self._recorder(name))
+        self.sio.on("disconnect", lambda *_: self.disconnected.set())
         refused: list[Any] = []
         self.sio.on("connect_error", refused.append)
         try:
@@ -76,7 +99,11 @@ class Client:
         return self
 
     def _recorder(self, name: str) -> Any:
-        async def record(data: Any = None) -> None:
+        async def record(data: Any = None, *rest: Any) -> None:
+            if self.deaf:  # an injected fault: this event is lost on its way
+                return
+            if rest and isinstance(rest[0], int):  # the sequence number of a targeted event
+                self.last_seq = rest[0]
             self.events[name].append(data)
             self._changed.set()
 
@@ -100,7 +127,7 @@ class Client:
 
     async def close(self) -> None:
         if self.sio is not None:
-            await self.sio.disconnect()
+            await disconnect_cleanly(self.sio)
             await self.sio.eio.disconnect()  # also after a refused namespace connect
         if self._http is not None:
             await self._http.close()

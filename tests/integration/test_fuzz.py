@@ -33,7 +33,13 @@ CODES = {
     "unauthorized", "invalid_payload", "too_large", "not_found", "offer_taken", "busy",
     "not_in_call", "forbidden", "rate_limited", "unavailable",
 }  # fmt: skip
-CLIENT_EVENTS = ("newOffer", "sendIceCandidateToSignalingServer", "newAnswer", "hangup")
+CLIENT_EVENTS = (
+    "newOffer",
+    "sendIceCandidateToSignalingServer",
+    "newAnswer",
+    "hangup",
+    "renegotiate",
+)
 KNOWN = object()  # stands for an offerId a fuzz client really got
 T = TypeVar("T")
 
@@ -156,6 +162,14 @@ payloads: dict[str, st.SearchStrategy[object]] = {
     )
     | junk,
     "hangup": st.none() | st.fixed_dictionaries({}, optional={"offerId": offer_ids}) | junk,
+    "renegotiate": st.fixed_dictionaries(
+        {},
+        optional={
+            "offerId": offer_ids,
+            "description": description("offer") | description("answer"),
+        },
+    )
+    | junk,
 }
 other_events = st.sampled_from(
     ["connect", "disconnect", "connect_error", "*", "message", "welcome", "signalingError"]

@@ -489,3 +489,36 @@ async def test_losing_answerer_candidates_are_dropped(board: Switchboard) -> Non
         ("answerResponse", "d", None),
         ("offerRemoved", None, "lobby"),
     ]
+
+
+RESTART = {"type": "offer", "sdp": "v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\n"}
+RESTART_ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 5 IN IP4 127.0.0.1\r\n"}
+
+
+async def test_renegotiate_relays_offer_to_answerer_and_answer_to_caller(
+    board: Switchboard,
+) -> None:
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await board.new_offer("a", OFFER)
+    assert await code_of(board.renegotiate("a", {"description": RESTART})) == ErrorCode.NOT_IN_CALL
+    await board.answer("b", {"offerId": "offer1", "answer": ANSWER})
+    outcome = await board.renegotiate("a", {"offerId": "offer1", "description": RESTART})
+    assert [(d.event, d.to_sid, d.payload) for d in outcome.deliveries] == [
+        ("renegotiate", "b", {"offerId": "offer1", "description": RESTART, "from": "alice"})
+    ]
+    outcome = await board.renegotiate("b", {"description": RESTART_ANSWER})
+    assert [(d.event, d.to_sid) for d in outcome.deliveries] == [("renegotiate", "a")]
+    assert await code_of(board.renegotiate("b", {"description": RESTART})) == ErrorCode.FORBIDDEN
+    code = await code_of(board.renegotiate("a", {"offerId": "x", "description": RESTART}))
+    assert code == ErrorCode.FORBIDDEN
+    code = await code_of(board.renegotiate("a", {"description": {"type": "rollback"}}))
+    assert code == ErrorCode.INVALID_PAYLOAD
+
+
+async def test_waiting_views_exclude_own_offer(board: Switchboard) -> None:
+    await join(board, "a", "alice")
+    await board.new_offer("a", OFFER)
+    session = await board.store.get_session("a")
+    assert session is not None
+    assert await board.waiting_views(session) == []

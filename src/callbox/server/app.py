@@ -181,6 +181,7 @@ def create_app(
         if sio.eio.sockets:  # engine.io's disconnect() fails on an empty set of sockets
             await sio.eio.disconnect()  # engine.io sockets that never joined the namespace
         await sio.shutdown()
+        await events.close()
         await events.outbox.drain()
         await events.outbox.close()
         await switchboard.store.close()

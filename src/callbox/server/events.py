@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
@@ -22,10 +23,13 @@ import socketio
 from callbox.config import ServerSettings
 from callbox.server.auth import Authenticator
 from callbox.server.metrics import Metrics
+from callbox.server.presence import Presence
 from callbox.signaling import (
+    JSON,
     Delivery,
     ErrorCode,
     Outcome,
+    Session,
     SignalingError,
     Switchboard,
     parse_auth,
@@ -37,7 +41,13 @@ log = logging.getLogger(__name__)
 _wants_ack: contextvars.ContextVar[bool] = contextvars.ContextVar("wants_ack", default=False)
 
 ROOM_PREFIX = "room:"
-CLIENT_EVENTS = ("newOffer", "sendIceCandidateToSignalingServer", "newAnswer", "hangup")
+CLIENT_EVENTS = (
+    "newOffer",
+    "sendIceCandidateToSignalingServer",
+    "newAnswer",
+    "hangup",
+    "renegotiate",
+)
 _RESERVED = "\x00reserved"  # internal event the server re-routes reserved names to
 # Names python-socketio dispatches to handlers of their own: a client *event* with one of these
 # names would otherwise run our connect/disconnect handlers with a payload for an environ, or
@@ -72,12 +82,24 @@ def room_of(room: str) -> str:
     return ROOM_PREFIX + room
 
 
-class Outbox:
-    """Emits deliveries in the order they were queued, from one task."""
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    """Queue marker: the session resumed; hand it what was kept, then open it again."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    session_id: str
+
+
+class Outbox:
+    """Emits deliveries in the order they were queued, from one task.
+
+    Deliveries name sessions; :class:`Presence` says which socket speaks for each now, and
+    keeps those addressed to a session whose socket is away.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, presence: Presence) -> None:
         self._sio = sio
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._presence = presence
+        self._queue: asyncio.Queue[Delivery | _Flush] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -87,6 +109,10 @@ class Outbox:
     def put(self, deliveries: list[Delivery]) -> None:
         for d in deliveries:
             self._queue.put_nowait(d)
+
+    def flush(self, session_id: str) -> None:
+        """After everything queued so far, deliver what the session missed while away."""
+        self._queue.put_nowait(_Flush(session_id))
 
     async def drain(self) -> None:
         """Wait until everything queued so far was emitted."""
@@ -100,18 +126,38 @@ class Outbox:
 
     async def _run(self) -> None:
         while True:
-            d = await self._queue.get()
+            item = await self._queue.get()
             try:
-                if d.to_sid is not None:
-                    await self._sio.emit(d.event, d.payload, to=d.to_sid)
-                elif d.to_room is not None:
-                    await self._sio.emit(
-                        d.event, d.payload, room=room_of(d.to_room), skip_sid=d.skip_sid
-                    )
+                if isinstance(item, _Flush):
+                    await self._flush(item.session_id)
+                else:
+                    await self._emit(item)
             except Exception:
-                log.exception("could not emit %s", d.event)
+                log.exception("could not emit %s", item)
             finally:
                 self._queue.task_done()
+
+    async def _flush(self, session_id: str) -> None:
+        opened = self._presence.flush(session_id)
+        if opened is None:
+            return
+        sid, missed = opened
+        log.info("session=%s resumed on sid=%s: %d events again", session_id, sid, len(missed))
+        for seq, d in missed:
+            await self._sio.emit(d.event, (d.payload, seq), to=sid)
+
+    async def _emit(self, d: Delivery) -> None:
+        if d.to_sid is not None:
+            # numbered and kept even while present: the socket may be dead unnoticed
+            seq = self._presence.record(d.to_sid, d)
+            if self._presence.is_away(d.to_sid):
+                return
+            sid = self._presence.socket_of(d.to_sid)
+            if sid is not None:
+                await self._sio.emit(d.event, (d.payload, seq), to=sid)
+        elif d.to_room is not None:
+            skip = self._presence.socket_of(d.skip_sid) if d.skip_sid else None
+            await self._sio.emit(d.event, d.payload, room=room_of(d.to_room), skip_sid=skip)
 
 
 Handler = Callable[[str, object], Awaitable[Outcome]]
@@ -133,7 +179,9 @@ class SignalingEvents:
         self.switchboard = switchboard
         self.settings = settings
         self.metrics = metrics
-        self.outbox = Outbox(sio)
+        self.presence = Presence()
+        self.outbox = Outbox(sio, self.presence)
+        self._grace_tasks: dict[str, asyncio.Task[None]] = {}
         self.authenticator = Authenticator(settings)
         self.rates = RateLimiter(settings.event_rate, settings.event_burst, clock=clock)
         self.connections = ConnectionCounter(settings.max_connections_per_ip)
@@ -144,6 +192,7 @@ class SignalingEvents:
             "sendIceCandidateToSignalingServer": switchboard.ice_candidate,
             "newAnswer": switchboard.answer,
             "hangup": switchboard.hangup,
+            "renegotiate": switchboard.renegotiate,
         }
         for event, method in handlers.items():
             sio.on(event, self._adapter(event, method))
@@ -168,7 +217,15 @@ class SignalingEvents:
             parsed = self.authenticator.check(parse_auth(auth))
             self.connections.acquire(sid, self.client_address(environ))
             try:
-                session, offers = await self.switchboard.join(sid, parsed)
+                if parsed.resume is not None:
+                    session, offers, offer_id = await self._resume(
+                        sid, parsed.resume, parsed.last_seq
+                    )
+                else:
+                    session, offers = await self.switchboard.join(sid, parsed)
+                    self.presence.attach(sid)
+                    self.metrics.sessions.inc()
+                    offer_id = None
             except BaseException:
                 self.connections.release(sid)
                 raise
@@ -179,27 +236,97 @@ class SignalingEvents:
             raise socketio.exceptions.ConnectionRefusedError(message, e.to_wire()) from e
         await self.sio.save_session(sid, {"room": session.room, "userName": session.user_name})
         await self.sio.enter_room(sid, room_of(session.room))
-        self.metrics.sessions.inc()
-        welcome = {
+        welcome: dict[str, object] = {
             "userName": session.user_name,
             "room": session.room,
             "iceServers": [s.to_wire() for s in self.settings.ice_servers],
-            "resume": None,
+            "resume": self.presence.token(session.sid),
+            "resumed": parsed.resume is not None,
+            "offerId": offer_id,
         }
         # Emitted directly (not via the outbox) so they precede anything queued for this sid.
         await self.sio.emit("welcome", welcome, to=sid)
         await self.sio.emit("availableOffers", offers, to=sid)
+        if parsed.resume is not None:
+            self.outbox.flush(session.sid)
+
+    async def _resume(
+        self, sid: str, token: str, last_seq: int | None
+    ) -> tuple[Session, list[JSON], str | None]:
+        session_id = self.presence.resume(token, sid, last_seq)
+        session = await self.switchboard.store.get_session(session_id) if session_id else None
+        if session_id is None or session is None:
+            raise SignalingError(
+                ErrorCode.UNAUTHORIZED,
+                "resume token not valid: unknown, used, expired, or its session is connected",
+            )
+        task = self._grace_tasks.pop(session_id, None)
+        if task is not None:
+            task.cancel()
+        offers = await self.switchboard.waiting_views(session)
+        offer_id = await self.switchboard.store.current_offer_id(session_id)
+        self.metrics.resumes.inc()
+        log.info("session=%s resumes on sid=%s", session_id, sid)
+        return session, offers, offer_id
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         self.connections.release(sid)
         self.rates.forget(sid)
+        session_id = self.presence.detach(sid)
+        if session_id is None:
+            return
+        if self.presence.is_away(session_id):
+            # a resumed socket dropped before its kept events were handed over: hold again
+            self.presence.release(session_id)
+            self._start_grace(session_id)
+            return
+        intended = reason in (self.sio.reason.CLIENT_DISCONNECT, self.sio.reason.SERVER_DISCONNECT)
+        if (
+            not intended
+            and self.settings.resume_grace > 0
+            and await self.switchboard.store.current_offer_id(session_id) is not None
+        ):
+            log.info("session=%s socket dropped (%s): held for resume", session_id, reason)
+            self.presence.hold(session_id)
+            self._start_grace(session_id)
+            return
+        await self._finish(session_id)
+
+    def _start_grace(self, session_id: str) -> None:
+        old = self._grace_tasks.pop(session_id, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.create_task(self._grace(session_id), name=f"callbox-grace-{session_id}")
+        self._grace_tasks[session_id] = task
+        task.add_done_callback(lambda t: self._forget_grace(session_id, t))
+
+    def _forget_grace(self, session_id: str, task: asyncio.Task[None]) -> None:
+        if self._grace_tasks.get(session_id) is task:
+            del self._grace_tasks[session_id]
+
+    async def _grace(self, session_id: str) -> None:
+        await asyncio.sleep(self.settings.resume_grace)
+        if self.presence.is_away(session_id):
+            log.info("session=%s did not resume in %gs", session_id, self.settings.resume_grace)
+            await self._finish(session_id)
+
+    async def _finish(self, session_id: str) -> None:
+        """The session is over: the switchboard ends its offer or call."""
+        self.presence.drop(session_id)
         try:
-            deliveries = await self.switchboard.leave(sid)
+            deliveries = await self.switchboard.leave(session_id)
         except SignalingError as e:
-            log.warning("sid=%s leave failed: %s", sid, e.message)
+            log.warning("session=%s leave failed: %s", session_id, e.message)
             return
         self.metrics.sessions.dec()
         self.outbox.put(deliveries)
+
+    async def close(self) -> None:
+        """Stop the grace timers (server shutdown)."""
+        tasks = list(self._grace_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def on_unknown(self, event: str, sid: str, *args: object) -> object:
         self.metrics.event("unknown")
@@ -231,7 +358,10 @@ class SignalingEvents:
             self.metrics.event(event)
             try:
                 self._check_message(sid, event, args)
-                outcome = await method(sid, args[0] if args else None)
+                session_id = self.presence.session_of(sid)
+                if session_id is None:
+                    raise SignalingError(ErrorCode.UNAUTHORIZED, "this connection has no session")
+                outcome = await method(session_id, args[0] if args else None)
             except SignalingError as e:
                 return await self._fail(sid, event, e)
             except Exception:

@@ -37,6 +37,9 @@ class Metrics:
         self.events = Counter(
             "callbox_events", "Client events received", ["event"], registry=self.registry
         )
+        self.resumes = Counter(
+            "callbox_resumes", "Sessions resumed after their socket dropped", registry=self.registry
+        )
         self.errors = Counter(
             "callbox_errors", "Requests refused, by error code", ["code"], registry=self.registry
         )

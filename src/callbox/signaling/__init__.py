@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from callbox.signaling.model import (
+    JSON,
     Auth,
     Candidate,
     Description,
@@ -18,6 +19,7 @@ from callbox.signaling.store import MemoryStore, Store
 from callbox.signaling.switchboard import Delivery, Outcome, Switchboard
 
 __all__ = [
+    "JSON",
     "Auth",
     "Candidate",
     "Delivery",

@@ -166,6 +166,10 @@ class Auth:
     password: str | None
     room: str
     token: str | None = None
+    #: the resume token of a session whose socket dropped (``welcome.resume``)
+    resume: str | None = None
+    #: with ``resume``: the sequence number of the last event the client received
+    last_seq: int | None = None
     #: whether the client named its room (False: ``room`` is the default); not compared
     room_given: bool = field(default=True, compare=False)
 
@@ -263,6 +267,25 @@ def parse_answer_message(data: object, limits: Limits = DEFAULT_LIMITS) -> Answe
     return AnswerMessage(answer=answer, offer_id=offer_id, offerer_user_name=offerer)
 
 
+@dataclass(frozen=True, slots=True)
+class RenegotiateMessage:
+    description: Description
+    offer_id: str | None
+
+
+def parse_renegotiate(data: object, limits: Limits = DEFAULT_LIMITS) -> RenegotiateMessage:
+    """``renegotiate`` takes ``{offerId?, description: {type: offer|answer, sdp}}``."""
+    obj = _require_dict(data, "payload")
+    raw = _require_dict(obj.get("description"), "description")
+    kind = raw.get("type")
+    if kind not in ("offer", "answer"):
+        raise _invalid("description.type must be 'offer' or 'answer'")
+    return RenegotiateMessage(
+        description=parse_description(raw, str(kind), limits),
+        offer_id=_opt_str(obj, "offerId", limits.max_field),
+    )
+
+
 def parse_hangup(data: object, limits: Limits = DEFAULT_LIMITS) -> str | None:
     """``hangup`` takes ``{offerId?}``; a bare call (no payload) is allowed too."""
     if data is None:
@@ -308,6 +331,17 @@ def valid_room(value: object) -> str | None:
     return value if isinstance(value, str) and _ROOM_RE.fullmatch(value) else None
 
 
+MAX_RESUME = 256
+
+
+def _last_seq(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
+        raise _invalid("lastSeq must be a non-negative integer")
+    return value
+
+
 def parse_auth(data: object) -> Auth:
     """The ``auth`` object of a connect; missing means all defaults."""
     obj = {} if data is None else _require_dict(data, "auth")
@@ -325,5 +359,7 @@ def parse_auth(data: object) -> Auth:
         password=password,
         room=checked,
         token=token,
+        resume=_secret(obj, "resume", MAX_RESUME),
+        last_seq=_last_seq(obj.get("lastSeq")),
         room_given=given,
     )

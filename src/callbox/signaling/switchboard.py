@@ -28,6 +28,7 @@ from callbox.signaling.model import (
     parse_candidate_message,
     parse_description,
     parse_hangup,
+    parse_renegotiate,
 )
 from callbox.signaling.store import Store
 
@@ -86,9 +87,13 @@ class Switchboard:
                 break
         else:
             raise SignalingError(ErrorCode.BUSY, f"too many users named {base!r} in this room")
-        offers = await self.store.waiting_offers(auth.room)
         log.info("sid=%s joined room=%s as %r", sid, session.room, session.user_name)
-        return session, [o.view() for o in offers if o.offerer_sid != sid]
+        return session, await self.waiting_views(session)
+
+    async def waiting_views(self, session: Session) -> list[JSON]:
+        """The OfferViews of the session's room that others made and nobody answered."""
+        offers = await self.store.waiting_offers(session.room)
+        return [o.view() for o in offers if o.offerer_sid != session.sid]
 
     async def leave(self, sid: str) -> list[Delivery]:
         """The client is gone: withdraw its waiting offer or end its call, forget it."""
@@ -193,6 +198,28 @@ class Switchboard:
             ),
         ]
         return Outcome([c.to_wire() for c in claimed.offer_ice_candidates], deliveries)
+
+    async def renegotiate(self, sid: str, data: object) -> Outcome:
+        """Relay a new offer (caller) or answer (answerer) inside a call: an ICE restart."""
+        msg = parse_renegotiate(data, self.limits)
+        await self._session(sid)
+        offer_id = await self.store.current_offer_id(sid)
+        offer = await self.store.get_offer(offer_id) if offer_id is not None else None
+        if offer is None or offer.answerer_sid is None:
+            raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot renegotiate: not in a call")
+        if msg.offer_id is not None and msg.offer_id != offer.offer_id:
+            raise SignalingError(ErrorCode.FORBIDDEN, f"offer {msg.offer_id} is not your call")
+        is_offerer = sid == offer.offerer_sid
+        if msg.description.type != ("offer" if is_offerer else "answer"):
+            role = "the caller sends offers" if is_offerer else "the answerer sends answers"
+            raise SignalingError(ErrorCode.FORBIDDEN, f"cannot renegotiate: {role}")
+        if is_offerer:
+            other, by = offer.answerer_sid, offer.offerer_user_name
+        else:
+            other, by = offer.offerer_sid, offer.answerer_user_name or ""
+        log.info("sid=%s call=%s renegotiates (%s)", sid, offer.offer_id, msg.description.type)
+        payload = {"offerId": offer.offer_id, "description": msg.description.to_wire(), "from": by}
+        return Outcome(OK, [Delivery("renegotiate", payload, to_sid=other)])
 
     async def hangup(self, sid: str, data: object) -> Outcome:
         wanted = parse_hangup(data, self.limits)
