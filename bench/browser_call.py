@@ -9,6 +9,11 @@ performance.now():
   to #call-state[data-state] becoming "connected" (a MutationObserver);
 - click -> first frame: to the first remote video frame (requestVideoFrameCallback).
 
+Baseline, in the same run and browser: the same answer done inside one page with no
+signaling server at all (two RTCPeerConnections exchanging descriptions and candidates
+directly, the answerer's getUserMedia included, as an Answer click does). The report gives
+callbox's times as ratios to it: what signaling through callbox adds to WebRTC's own cost.
+
 One warm-up call is made first and not counted (the first call in a fresh browser is
 2-3x slower: cold fake devices). Usage: .venv/bin/python bench/browser_call.py [--runs 5]
 """
@@ -52,6 +57,69 @@ PROBE = """
   video.requestVideoFrameCallback(onFrame);
 }
 """
+
+
+# The baseline: the caller's offer is ready (as a waiting call is); timing starts where an
+# Answer click starts and ends when the answerer's connection is connected / shows a frame.
+DIRECT = """
+async () => {
+  const caller = new RTCPeerConnection();
+  const answerer = new RTCPeerConnection();
+  caller.onicecandidate = (e) => e.candidate && answerer.addIceCandidate(e.candidate);
+  const early = [];
+  answerer.onicecandidate = (e) => {
+    if (!e.candidate) return;
+    if (caller.remoteDescription) caller.addIceCandidate(e.candidate);
+    else early.push(e.candidate);
+  };
+  const mine = await navigator.mediaDevices.getUserMedia({audio: true, video: true});
+  mine.getTracks().forEach((t) => caller.addTrack(t, mine));
+  await caller.setLocalDescription(await caller.createOffer());
+  await new Promise((r) => setTimeout(r, 300));  // the offer waits, candidates gathered
+  const video = document.createElement('video');
+  video.muted = true;
+  document.body.append(video);
+  const t = {click: performance.now()};
+  const connected = new Promise((resolve) => {
+    answerer.onconnectionstatechange = () => {
+      if (answerer.connectionState !== 'connected') return;
+      t.connected ??= performance.now();
+      resolve();
+    };
+  });
+  const frame = new Promise((resolve) => {
+    answerer.ontrack = (e) => {
+      if (video.srcObject) return;
+      video.srcObject = e.streams[0];
+      video.play();
+      video.requestVideoFrameCallback(() => { t.frame ??= performance.now(); resolve(); });
+    };
+  });
+  const theirs = await navigator.mediaDevices.getUserMedia({audio: true, video: true});
+  theirs.getTracks().forEach((tr) => answerer.addTrack(tr, theirs));
+  await answerer.setRemoteDescription(caller.localDescription);
+  await answerer.setLocalDescription(await answerer.createAnswer());
+  await caller.setRemoteDescription(answerer.localDescription);
+  early.forEach((c) => caller.addIceCandidate(c));
+  await Promise.all([connected, frame]);
+  [mine, theirs].forEach((s) => s.getTracks().forEach((tr) => tr.stop()));
+  caller.close();
+  answerer.close();
+  video.remove();
+  return {connected: t.connected - t.click, frame: t.frame - t.click};
+}
+"""
+
+
+def direct_call(browser: Browser, url: str) -> dict[str, float]:
+    context = browser.new_context(permissions=["camera", "microphone"], ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/healthz")  # any page of the same (secure) origin
+        result: dict[str, float] = page.evaluate(DIRECT)
+        return result
+    finally:
+        context.close()
 
 
 def free_port() -> int:
@@ -138,15 +206,22 @@ def main() -> int:
             f"warm-up (not counted): click->connected {warm['connected']:.0f} ms, "
             f"click->first frame {warm['frame']:.0f} ms"
         )
-        runs = [one_call(browser, url, i + 1) for i in range(args.runs)]
+        direct_call(browser, url)  # warm-up of the baseline too
+        runs: list[dict[str, float]] = []
+        base: list[dict[str, float]] = []
+        for i in range(args.runs):  # interleaved, so both see the same machine load
+            runs.append(one_call(browser, url, i + 1))
+            base.append(direct_call(browser, url))
         browser.close()
     for key, label in (("connected", "click -> connected"), ("frame", "click -> first frame")):
         values = sorted(r[key] for r in runs)
+        floor = sorted(r[key] for r in base)
+        ratio = statistics.median(values) / statistics.median(floor)
         print(
-            f"{label}: median {statistics.median(values):.0f} ms over {len(values)} runs "
-            f"(min {values[0]:.0f}, max {values[-1]:.0f}; all: "
-            + ", ".join(f"{v:.0f}" for v in values)
-            + ")"
+            f"{label}: callbox median {statistics.median(values):.0f} ms "
+            f"(all: {', '.join(f'{v:.0f}' for v in values)}); "
+            f"baseline without signaling median {statistics.median(floor):.0f} ms "
+            f"(all: {', '.join(f'{v:.0f}' for v in floor)}); ratio {ratio:.2f}x"
         )
     return 0
 
