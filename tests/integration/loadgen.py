@@ -51,7 +51,7 @@ class _Peer:
             self.sio.on(name, self._recorder(name))
 
     def _recorder(self, name: str) -> Any:
-        async def record(data: Any = None) -> None:
+        async def record(data: Any = None, *_seq: Any) -> None:
             self.events[name].append(data)
             self.changed.set()
 

@@ -24,6 +24,8 @@ ROUNDS = 3
 # not yet explained: allocator fragmentation or a slow leak). The margin, 24 MiB, catches any
 # leak of more than ~24 KiB per session.
 WARM_MARGIN = 24 * 1024 * 1024
+# Leaking one object per session and round would add 1000 here.
+OBJECT_MARGIN = 1000
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,7 @@ def test_500_sessions_full_handshakes_no_loss_and_memory_returns(
 ) -> None:
     start = rss(load_server.get("/metrics")[1].decode())
     rounds: list[tuple[LoadResult, float]] = []
+    objects: list[float] = []
     for _ in range(ROUNDS):
         result = asyncio.run(
             run_load(load_server.url, load_server.ca_path, SESSIONS, HANDSHAKES, CANDIDATES)
@@ -65,6 +68,7 @@ def test_500_sessions_full_handshakes_no_loss_and_memory_returns(
         if not rounds or len(rounds) == ROUNDS - 1:  # measured after the first and the last
             _idle(load_server)
         rounds.append((result, rss(load_server.get("/metrics")[1].decode())))
+        objects.append(metric(load_server, "callbox_python_objects"))
     for result, _ in rounds:
         assert result.errors == []
         assert result.handshakes == SESSIONS // 2 * HANDSHAKES
@@ -77,6 +81,10 @@ def test_500_sessions_full_handshakes_no_loss_and_memory_returns(
         + " / ".join(f"{r.seconds:.1f}" for r, _ in rounds)
         + f"; RSS MiB at start {start / mib:.1f}, after each round "
         + " / ".join(f"{m / mib:.1f}" for _, m in rounds)
+        + "; Python objects after each round "
+        + " / ".join(f"{n:.0f}" for n in objects)
     )
     assert metric(load_server, "callbox_errors_total", 'code="unavailable"') == 0
     assert rounds[-1][1] - rounds[0][1] < WARM_MARGIN
+    # the objects the server holds are back to the warm level: nothing per session is kept
+    assert objects[-1] - objects[0] < OBJECT_MARGIN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -57,6 +58,13 @@ class Metrics:
         )
         tasks.labels(kind="other").set_function(lambda: _task_count(ping_timers=False))
         tasks.labels(kind="ping").set_function(lambda: _task_count(ping_timers=True))
+        objects = Gauge(
+            "callbox_python_objects",
+            "Objects the garbage collector tracks (a leak shows here even when the allocator "
+            "keeps freed memory, which hides it from the RSS)",
+            registry=self.registry,
+        )
+        objects.set_function(lambda: len(gc.get_objects()))
         self.store_entries = Gauge(
             "callbox_store_entries",
             "Entries in the signaling store's tables (sessions, offers, ...)",
