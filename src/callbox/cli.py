@@ -36,7 +36,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve the web client and signaling over HTTPS",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve the web client and the signaling server over HTTPS. "
+        "Every setting also reads CALLBOX_<NAME> from the environment.",
     )
     add_serve_arguments(serve)
 
