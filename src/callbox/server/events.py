@@ -253,12 +253,17 @@ class SignalingEvents:
     async def _resume(
         self, sid: str, token: str, last_seq: int | None
     ) -> tuple[Session, list[JSON], str | None]:
+        stale = self.presence.evict(token)
+        if stale is not None:
+            # Only the client holds its token and it reconnects only when its socket died:
+            # the old socket is dead but not yet noticed (no RST on a Wi-Fi change). Drop it.
+            log.info("sid=%s replaced by sid=%s on resume", stale, sid)
+            await self.sio.disconnect(stale)
         session_id = self.presence.resume(token, sid, last_seq)
         session = await self.switchboard.store.get_session(session_id) if session_id else None
         if session_id is None or session is None:
             raise SignalingError(
-                ErrorCode.UNAUTHORIZED,
-                "resume token not valid: unknown, used, expired, or its session is connected",
+                ErrorCode.UNAUTHORIZED, "resume token not valid: unknown, used or expired"
             )
         task = self._grace_tasks.pop(session_id, None)
         if task is not None:

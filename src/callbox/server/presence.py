@@ -87,6 +87,20 @@ class Presence:
         log_.entries.append((log_.last_seq, delivery))
         return log_.last_seq
 
+    def evict(self, token: str) -> str | None:
+        """The client of ``token`` is back on a new socket while its old socket still looks
+        connected (a silent drop: the server has not noticed yet). Hold the session as if the
+        drop had been noticed and return the old socket, which the caller disconnects."""
+        session_id = self._token_to_session.get(token)
+        if session_id is None or session_id in self._away:
+            return None
+        old_sid = self._sid_of.get(session_id)
+        if old_sid is None:
+            return None
+        self.detach(old_sid)
+        self.hold(session_id)
+        return old_sid
+
     def resume(self, token: str, sid: str, last_seq: int | None = None) -> str | None:
         """Rebind the away session of ``token`` to socket ``sid``; None if the token is not
         valid now (unknown, used, or its session is not away). The mailbox stays closed until
