@@ -8,6 +8,10 @@
 Remote candidates are applied in arrival order (held until the remote description is set);
 local ones are trickled from the local description, then end-of-candidates. The call ends on
 our hang-up, the remote ``callEnded``, ICE failure, signaling loss, or cancellation (Ctrl-C).
+
+A dropped signaling socket does not end the call: the client resumes the session and the call
+goes on (it ends only if the server did not keep it). aiortc cannot restart ICE: a browser
+caller's restart offer is not applied (docs/protocol.md, "Python peers and ICE restart").
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -35,14 +41,29 @@ from callbox.peer.signaling_client import (
     AnswerReceived,
     CallEnded,
     Disconnected,
+    Reconnecting,
     RemoteCandidate,
+    Renegotiate,
+    Resumed,
     ServerError,
+    SessionLost,
     SignalingClient,
 )
 from callbox.peer.wire import JSON, OfferView, candidates_from_sdp, to_rtc_candidate
 from callbox.signaling.model import Candidate, Description
 
 log = logging.getLogger(__name__)
+
+ICE_RESTART_UNSUPPORTED = (
+    "ICE restart is not supported by aiortc; the call continues on the current path "
+    "(or ends if it failed)"
+)
+_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
+
+
+def ice_ufrags(sdp: str) -> set[str]:
+    """The ICE user fragments of a description: they change when ICE restarts."""
+    return set(_UFRAG.findall(sdp))
 
 
 class EndReason(StrEnum):
@@ -89,8 +110,17 @@ def ice_servers(raw: tuple[JSON, ...]) -> list[RTCIceServer]:
 class Call:
     """One call over one :class:`SignalingClient`. Owns the peer connection, not the client."""
 
-    def __init__(self, client: SignalingClient, source: Source, sink: Sink | None = None) -> None:
+    def __init__(
+        self,
+        client: SignalingClient,
+        source: Source,
+        sink: Sink | None = None,
+        *,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
         self.client = client
+        self.notice = notice if notice is not None else (lambda text: log.warning("%s", text))
+        """Tells the user something they should know that does not end the call."""
         self.source = source
         self.sink = sink if sink is not None else Sink()
         welcome = client.welcome
@@ -99,6 +129,7 @@ class Call:
         self.pc.on("track", self.sink.add)
         self.pc.on("connectionstatechange", self._on_state)
         self.offer_id: str | None = None
+        self.caller = False
         self.remote_name: str | None = None
         self.state = "new"
         self.answered_at: float | None = None
@@ -178,6 +209,19 @@ class Call:
             case ServerError(error=error):
                 if not self._connected.is_set():
                     self._end(Outcome(EndReason.SIGNALING_LOST, error=error))
+            case Renegotiate(description=description):
+                await self._renegotiate(description)
+            case Reconnecting(reason=reason):
+                log.warning("call %s: signaling dropped (%s); resuming", self.offer_id, reason)
+            case Resumed(offer_id=offer_id):
+                if self.offer_id is not None and offer_id != self.offer_id:
+                    lost = SignalingLost("the server did not keep the call while we were away")
+                    self._end(Outcome(EndReason.SIGNALING_LOST, error=lost))
+                else:
+                    log.info("call %s: signaling resumed", self.offer_id)
+            case SessionLost(reason=reason):
+                lost = SignalingLost(f"signaling lost: {reason}; the call ended on the server")
+                self._end(Outcome(EndReason.SIGNALING_LOST, error=lost))
             case Disconnected(reason=reason):
                 if not self._connected.is_set():
                     lost = SignalingLost(f"signaling connection lost ({reason})")
@@ -186,6 +230,33 @@ class Call:
                     log.warning(
                         "call %s: signaling lost (%s); media continues", self.offer_id, reason
                     )
+
+    async def _renegotiate(self, description: Description) -> None:
+        """A ``renegotiate`` from the other side: answer a new offer that aiortc can apply."""
+        if self.caller or description.type != "offer" or not self._remote_set:
+            log.warning(
+                "call %s: ignoring renegotiate %s (we only answer offers, as answerer)",
+                self.offer_id,
+                description.type,
+            )
+            return
+        current = self.pc.remoteDescription
+        if current is not None and ice_ufrags(description.sdp) != ice_ufrags(current.sdp):
+            # aiortc would accept the offer but keep the old ICE credentials (no restart),
+            # which breaks the browser's restarted agent: better not to apply it at all.
+            log.warning("call %s: %s", self.offer_id, ICE_RESTART_UNSUPPORTED)
+            self.notice(ICE_RESTART_UNSUPPORTED)
+            if self.pc.iceConnectionState == "failed" or self.state == "failed":
+                why = NegotiationError("ICE failed and aiortc cannot restart it")
+                self._end(Outcome(EndReason.ICE_FAILED, error=why))
+                with contextlib.suppress(PeerError):
+                    await self.client.hangup(self.offer_id)
+            return
+        await self._set_remote(description)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        local = self.pc.localDescription
+        await self.client.renegotiate(Description(local.type, local.sdp), self.offer_id)
+        log.info("call %s: answered a renegotiation", self.offer_id)
 
     async def _apply(self, candidate: Candidate) -> None:
         if candidate.candidate in self._applied:
@@ -242,6 +313,7 @@ class Call:
 
     async def place(self, *, answer_within: float) -> None:
         """Post an offer and wait until someone answers it (remote description set)."""
+        self.caller = True
         self._add_media(answering=False)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._start_pump()

@@ -205,7 +205,7 @@ class Session:
                 SignalingClient(
                     args.url, name=args.name, password=args.password, room=args.room, ca=ca
                 ) as client,
-                Call(client, source, Sink(record=args.record)) as call,
+                Call(client, source, Sink(record=args.record), notice=self.notice) as call,
             ):
                 self.call = call
                 if self.caller:
@@ -222,6 +222,11 @@ class Session:
         finally:
             source.stop()
             await self._stop_status()
+
+    def notice(self, text: str) -> None:
+        """One line on stderr for something the user should know mid-call."""
+        self.err.write(f"\r\x1b[K{text}\n" if self.err.isatty() else f"callbox: {text}\n")
+        self.err.flush()
 
     def _start_status(self) -> None:
         if self.err.isatty() and self.call is not None:

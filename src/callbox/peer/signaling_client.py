@@ -10,6 +10,11 @@ It wraps ``socketio.AsyncClient`` (untyped) so that nothing above it sees ``Any`
 Server events are parsed into typed values and queued in arrival order; the waiting offers of
 the room are kept up to date in :attr:`offers`. Every error ack, ``signalingError`` and refused
 connect raises or yields :class:`ServerRefused` with its code.
+
+A socket that drops is reconnected by socket.io with ``auth.resume`` (the token of the last
+``welcome``), so the server rebinds the session with its offer or call (docs/protocol.md,
+"Resume after a dropped socket"); messages sent meanwhile wait for the resume. The events say
+what happened: :class:`Reconnecting`, then :class:`Resumed` or :class:`SessionLost`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from callbox.peer.wire import (
     error_of,
     parse_candidate,
     parse_candidates,
+    parse_description,
     parse_offer_view,
     parse_offer_views,
     parse_welcome,
@@ -42,6 +48,9 @@ from callbox.peer.wire import (
 from callbox.signaling.model import Candidate, Description
 
 log = logging.getLogger(__name__)
+
+# socket.io reconnects after any other disconnect reason (engineio.Client.reason)
+_NO_RECONNECT = {"client disconnect", "server disconnect"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +84,54 @@ class ServerError:
 
 
 @dataclass(frozen=True, slots=True)
+class Renegotiate:
+    """``renegotiate``: the caller's new offer (an ICE restart) or the answerer's answer."""
+
+    offer_id: str
+    description: Description
+    from_user: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The socket.io connection ended."""
+    """The socket.io connection ended for good (no reconnection follows)."""
 
     reason: str
 
 
-Event = AnswerReceived | RemoteCandidate | CallEnded | ServerError | Disconnected
+@dataclass(frozen=True, slots=True)
+class Reconnecting:
+    """The socket dropped; socket.io is reconnecting to resume the session."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """The socket is back and the server resumed the session (its offer or call kept)."""
+
+    offer_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLost:
+    """The socket is back but as a new session: the server ended the old one (the resume
+    was refused, e.g. the grace period was over). Its offer or call is gone."""
+
+    reason: str
+
+
+Event = (
+    AnswerReceived
+    | RemoteCandidate
+    | Renegotiate
+    | CallEnded
+    | ServerError
+    | Disconnected
+    | Reconnecting
+    | Resumed
+    | SessionLost
+)
 
 
 def ssl_context(ca: Path | None) -> ssl.SSLContext:
@@ -107,6 +157,7 @@ class SignalingClient:
         ca: Path | None = None,
         connect_timeout: float = 10.0,
         ack_timeout: float = 10.0,
+        resume_wait: float = 30.0,
     ) -> None:
         self.url = url.rstrip("/")
         self._auth: dict[str, str] = {}
@@ -116,6 +167,8 @@ class SignalingClient:
         self._ca = ca
         self._connect_timeout = connect_timeout
         self._ack_timeout = ack_timeout
+        self.resume_wait = resume_wait
+        """How long a message waits for a dropped socket to come back before failing."""
         self._http: aiohttp.ClientSession | None = None
         self._sio: Any = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -125,6 +178,12 @@ class SignalingClient:
         self._offers_changed = asyncio.Event()
         self._emit_lock = asyncio.Lock()
         self._closed = False
+        self._online = asyncio.Event()
+        self._away = False
+        self._resume: str | None = None
+        #: sequence number of the last event addressed to this session (auth.lastSeq)
+        self._last_seq = 0
+        self._resume_tried: str | None = None
         self.welcome: Welcome | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -153,7 +212,10 @@ class SignalingClient:
                 # handle_sigint=False: socketio's own SIGINT handler would cancel every task
                 # of the loop and stop it; Ctrl-C belongs to the application (command.py).
                 self._sio = socketio.AsyncClient(
-                    reconnection=False,
+                    # reconnects after a dropped socket, with auth.resume (see _auth)
+                    reconnection=True,
+                    reconnection_delay=0.5,
+                    reconnection_delay_max=5,
                     http_session=self._http,
                     handle_sigint=False,
                     logger=False,
@@ -163,7 +225,7 @@ class SignalingClient:
                 try:
                     await self._sio.connect(
                         self.url,
-                        auth=self._auth,
+                        auth=self._auth_for_attempt,
                         transports=["websocket"],
                         wait_timeout=self._connect_timeout,
                     )
@@ -209,7 +271,7 @@ class SignalingClient:
         sio, self._sio = self._sio, None
         if sio is not None:
             try:
-                await sio.disconnect()
+                await sio.shutdown()  # also stops a reconnection in progress
             except Exception:  # noqa: BLE001 - closing must not fail
                 log.debug("socket.io disconnect failed", exc_info=True)
         http, self._http = self._http, None
@@ -218,12 +280,24 @@ class SignalingClient:
         if self._welcome is not None and not self._welcome.done():
             self._welcome.cancel()
 
+    def _auth_for_attempt(self) -> dict[str, object]:
+        """``auth`` of each connection attempt: with the latest resume token, if any, and the
+        sequence number of the last event received (the server sends the rest again)."""
+        auth: dict[str, object] = dict(self._auth)
+        self._resume_tried = self._resume
+        if self._resume is not None:
+            auth["resume"] = self._resume
+            if self._last_seq > 0:
+                auth["lastSeq"] = self._last_seq
+        return auth
+
     # --- incoming ----------------------------------------------------------------------------
 
     def _register(self) -> None:
         sio = self._sio
         sio.on("connect_error", self._on_connect_error)
         sio.on("disconnect", self._on_disconnect)
+        sio.on("__disconnect_final", self._on_disconnect_final)
         sio.on("welcome", self._guard("welcome", self._on_welcome))
         sio.on("availableOffers", self._guard("availableOffers", self._on_available))
         sio.on("newOfferAwaiting", self._guard("newOfferAwaiting", self._on_new_offers))
@@ -233,11 +307,17 @@ class SignalingClient:
             "receivedIceCandidateFromServer",
             self._guard("receivedIceCandidateFromServer", self._on_candidate),
         )
+        sio.on("renegotiate", self._guard("renegotiate", self._on_renegotiate))
         sio.on("callEnded", self._guard("callEnded", self._on_call_ended))
         sio.on("signalingError", self._guard("signalingError", self._on_signaling_error))
 
     def _guard(self, event: str, handler: Callable[[object], None]) -> Callable[..., None]:
-        def run(data: object = None, *_: object) -> None:
+        def run(data: object = None, *rest: object) -> None:
+            seq = rest[0] if rest else None
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                if seq <= self._last_seq:
+                    return  # handled before a resume already
+                self._last_seq = seq
             try:
                 handler(data)
             except ProtocolViolation as exc:
@@ -250,15 +330,45 @@ class SignalingClient:
         text = str(message or "connection refused")
         code = "unauthorized" if text == "unauthorized" else "refused"
         self._connect_error = ServerRefused(code, text, "connect")
+        if code == "unauthorized" and self._away and self._resume_tried is not None:
+            # the server would not resume: the next attempt starts a new session
+            log.warning("%s: resume refused; reconnecting as a new session", self.url)
+            self._resume = None
+            self._resume_tried = None
+            self._queue.put_nowait(SessionLost("the server did not resume the session"))
 
     def _on_disconnect(self, reason: object = None) -> None:
-        log.info("%s: disconnected (%s)", self.url, reason)
-        self._queue.put_nowait(Disconnected(str(reason)))
+        self._online.clear()
+        if self._closed or str(reason) in _NO_RECONNECT:
+            return
+        log.warning("%s: socket dropped (%s); reconnecting to resume", self.url, reason)
+        self._away = True
+        self._queue.put_nowait(Reconnecting(str(reason)))
+
+    def _on_disconnect_final(self) -> None:
+        self._online.clear()
+        self._away = False
+        if not self._closed:
+            log.info("%s: disconnected", self.url)
+            self._queue.put_nowait(Disconnected("connection closed"))
 
     def _on_welcome(self, data: object) -> None:
         welcome = parse_welcome(data)
+        if not welcome.resumed:
+            self._last_seq = 0  # a new session numbers its events from 1 again
+        self._resume = welcome.resume
+        self._resume_tried = None
+        self.welcome = welcome
         if self._welcome is not None and not self._welcome.done():
             self._welcome.set_result(welcome)
+        if self._away:
+            self._away = False
+            if welcome.resumed:
+                log.info("%s: session resumed (offer %s)", self.url, welcome.offer_id)
+                self._queue.put_nowait(Resumed(welcome.offer_id))
+            else:
+                self._queue.put_nowait(SessionLost("the server started a new session"))
+        self._online.set()
 
     def _set_offers(self, update: Callable[[dict[str, OfferView]], None]) -> None:
         update(self._offers)
@@ -286,6 +396,17 @@ class SignalingClient:
 
     def _on_candidate(self, data: object) -> None:
         self._queue.put_nowait(RemoteCandidate(parse_candidate(data)))
+
+    def _on_renegotiate(self, data: object) -> None:
+        d = data if isinstance(data, dict) else {}
+        sender = d.get("from")
+        self._queue.put_nowait(
+            Renegotiate(
+                str(d.get("offerId", "")),
+                parse_description(d.get("description"), "renegotiate"),
+                sender if isinstance(sender, str) else None,
+            )
+        )
 
     def _on_call_ended(self, data: object) -> None:
         d = data if isinstance(data, dict) else {}
@@ -346,6 +467,14 @@ class SignalingClient:
     async def _call(self, event: str, payload: object) -> object:
         if self._sio is None:
             raise SignalingLost(f"cannot send {event}: not connected")
+        if self._away:
+            # the socket dropped: wait for the resume (the server keeps the session meanwhile)
+            try:
+                async with asyncio.timeout(self.resume_wait):
+                    await self._online.wait()
+            except TimeoutError:
+                lost = f"cannot send {event}: the connection did not come back"
+                raise SignalingLost(lost) from None
         try:
             async with self._emit_lock:
                 ack = await self._sio.call(event, payload, timeout=self._ack_timeout)
@@ -385,6 +514,13 @@ class SignalingClient:
         )
         log.info("%s: answered offer %s", self.url, offer.offer_id)
         return parse_candidates(ack)
+
+    async def renegotiate(self, description: Description, offer_id: str | None) -> None:
+        """Send a new offer (caller) or the answer to one (answerer) during a call."""
+        payload: dict[str, object] = {"description": description.to_wire()}
+        if offer_id is not None:
+            payload["offerId"] = offer_id
+        await self._call("renegotiate", payload)
 
     async def hangup(self, offer_id: str | None) -> None:
         payload: dict[str, object] = {} if offer_id is None else {"offerId": offer_id}

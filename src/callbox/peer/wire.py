@@ -100,6 +100,10 @@ class Welcome:
     room: str
     ice_servers: tuple[JSON, ...]
     resume: str | None
+    resumed: bool = False
+    """True when the server rebound a session whose socket had dropped (protocol.md)."""
+    offer_id: str | None = None
+    """On a resume: the offer or call the server kept (None: none)."""
 
 
 def parse_welcome(data: object) -> Welcome:
@@ -112,6 +116,8 @@ def parse_welcome(data: object) -> Welcome:
         room=_str(d, "room", "welcome"),
         ice_servers=tuple(_dict(s, "iceServer") for s in servers),
         resume=_opt_str(d, "resume"),
+        resumed=d.get("resumed") is True,
+        offer_id=_opt_str(d, "offerId"),
     )
 
 

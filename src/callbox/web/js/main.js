@@ -3,8 +3,8 @@
  * The page: owns the single state object, wires signaling, peer and UI together.
  * The only module with top-level effects.
  */
+import { createCalls } from './call.js';
 import { createLogger, levelFromQuery } from './log.js';
-import { createPeer } from './peer.js';
 import { createSignaling } from './signaling.js';
 import { createUi } from './ui.js';
 
@@ -19,22 +19,14 @@ const ENDED_MS = 2500;
 const log = createLogger('callbox', levelFromQuery(location.search));
 const ui = createUi();
 
-/**
- * @typedef {object} Call  the call in progress (at most one)
- * @property {'caller' | 'answerer'} role
- * @property {string | null} offerId  null until the server acked newOffer
- * @property {string} peerName
- * @property {import('./peer.js').Peer | null} peer
- * @property {MediaStream | null} stream  our camera and microphone, if any
- * @property {RTCIceCandidateInit[]} outbox  local candidates waiting for the offerId
- */
-
 const state = {
   name: initialName(),
   room: initialRoom(),
   password: '',
   /** @type {string | null} resume token from welcome, sent back on reconnect */
   resume: null,
+  /** @type {string | null} the token the current connection attempt carries */
+  resumeTried: null,
   me: '',
   socket: 'connecting',
   /** @type {string[]} */
@@ -44,12 +36,12 @@ const state = {
   iceServers: null,
   /** @type {Map<string, OfferView>} waiting offers of the room, in arrival order */
   offers: new Map(),
-  /** idle | calling | connecting | connected | ended */
+  /** idle | calling | connecting | connected | reconnecting | ended */
   phase: 'idle',
   ice: '-',
   /** @type {string[]} */
   iceTrail: [],
-  /** @type {Call | null} */
+  /** @type {import('./call.js').Call | null} */
   call: null,
   muted: false,
   cameraOff: false,
@@ -168,41 +160,6 @@ function clearError(kind) {
   }
 }
 
-/** @param {unknown} err */
-function describe(err) {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * The readable meaning of a getUserMedia failure.
- * @param {unknown} err
- * @returns {string}
- */
-function mediaMessage(err) {
-  const name = err instanceof DOMException ? err.name : '';
-  switch (name) {
-    case 'NotAllowedError':
-    case 'SecurityError':
-      return 'Permission to use the camera and microphone was denied.';
-    case 'NotFoundError':
-    case 'OverconstrainedError':
-      return 'No camera or microphone was found.';
-    case 'NotReadableError':
-    case 'AbortError':
-      return 'The camera or microphone is in use by another application.';
-    default:
-      return `The camera and microphone could not be opened (${describe(err)}).`;
-  }
-}
-
-/** @returns {Promise<MediaStream>} */
-async function openMedia() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    throw new DOMException('this page is not a secure context (use https)', 'SecurityError');
-  }
-  return navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-}
-
 /** @returns {Promise<RTCIceServer[]>} */
 async function iceServers() {
   if (state.iceServers) {
@@ -237,261 +194,32 @@ async function send(event, payload) {
   return ack;
 }
 
-/**
- * @param {Call} call
- * @param {RTCIceServer[]} servers
- */
-function makePeer(call, servers) {
-  return createPeer({
-    iceServers: servers,
-    log: log.child('peer'),
-    onSignal: (candidate) => {
-      if (call.offerId === null) {
-        call.outbox.push(candidate);
-      } else {
-        sendCandidate(call, candidate);
-      }
-    },
-    onState: ({ ice, connection }) => {
-      if (state.call !== call) {
-        return;
-      }
-      setIce(ice);
-      if (connection === 'connected') {
-        clearError('call');
-        setPhase('connected');
-      } else if (connection === 'failed') {
-        fail('call', {
-          title: 'Connection failed',
-          message: 'No network path to the other side was found (a TURN server may be needed).',
-        });
-        endCall();
-      }
-    },
-    onTrack: (stream) => {
-      if (state.call === call) {
-        ui.setRemoteStream(stream);
-      }
-    },
-  });
-}
-
-/**
- * @param {Call} call
- * @param {RTCIceCandidateInit} candidate
- */
-function sendCandidate(call, candidate) {
-  send('sendIceCandidateToSignalingServer', { iceCandidate: candidate, offerId: call.offerId }).catch(
-    (err) => log.warn('candidate not sent', describe(err)),
-  );
-}
-
-/**
- * Start the call's media: the camera and microphone, or none for a receive-only call.
- * On failure, offer a receive-only retry and return undefined.
- * @param {Call} call
- * @param {boolean} receiveOnly
- * @param {string} retryLabel
- * @param {() => void} retry
- * @returns {Promise<MediaStream | null | undefined>}
- */
-async function startMedia(call, receiveOnly, retryLabel, retry) {
-  if (receiveOnly) {
-    return null;
-  }
-  try {
-    return await openMedia();
-  } catch (err) {
-    if (state.call === call) {
-      dropCall(call);
-      setPhase('idle');
-      fail('media', {
-        title: 'No camera',
-        message: `${mediaMessage(err)} You can still see and hear the other side.`,
-        action: { label: retryLabel, run: retry },
-      });
-    }
-    return undefined;
-  }
-}
-
-/** Place a call: the offer waits on the server until someone answers it. */
-async function placeCall(receiveOnly = false) {
-  if (state.call) {
-    return;
-  }
-  clearError('media');
-  clearError('call');
-  ui.showNotice('');
-  /** @type {Call} */
-  const call = { role: 'caller', offerId: null, peerName: '', peer: null, stream: null, outbox: [] };
-  state.call = call;
-  state.iceTrail = ['new'];
-  state.ice = 'new';
-  setPhase('calling');
-  const stream = await startMedia(call, receiveOnly, 'Call without camera', () => placeCall(true));
-  if (stream === undefined) {
-    return;
-  }
-  try {
-    call.stream = stream;
-    if (state.call !== call) {
-      stream?.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    ui.setLocalStream(stream);
-    call.peer = makePeer(call, await iceServers());
-    const offer = await call.peer.offer(stream);
-    if (state.call !== call) {
-      return;
-    }
-    const ack = await send('newOffer', offer);
-    if (state.call !== call) {
-      // Hung up while the offer was on its way: withdraw it.
-      send('hangup', { offerId: ack.offerId }).catch(() => {});
-      return;
-    }
-    call.offerId = ack.offerId;
-    for (const candidate of call.outbox.splice(0)) {
-      sendCandidate(call, candidate);
-    }
-    ui.showNotice('Waiting for someone to answer…');
-    render();
-  } catch (err) {
-    if (state.call === call) {
-      fail('call', { title: 'Call failed', message: describe(err) });
-      endCall();
-    }
-  }
-}
-
-/**
- * Answer a waiting offer.
- * @param {string} offerId
- * @param {boolean} receiveOnly
- */
-async function answerCall(offerId, receiveOnly = false) {
-  const view = state.offers.get(offerId);
-  if (state.call || !view) {
-    return;
-  }
-  clearError('media');
-  clearError('call');
-  ui.showNotice('');
-  /** @type {Call} */
-  const call = {
-    role: 'answerer',
-    offerId,
-    peerName: view.offererUserName,
-    peer: null,
-    stream: null,
-    outbox: [],
-  };
-  state.call = call;
-  state.iceTrail = ['new'];
-  state.ice = 'new';
-  setPhase('connecting');
-  const stream = await startMedia(call, receiveOnly, 'Answer without camera', () =>
-    answerCall(offerId, true),
-  );
-  if (stream === undefined) {
-    return;
-  }
-  try {
-    call.stream = stream;
-    if (state.call !== call) {
-      stream?.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    ui.setLocalStream(stream);
-    const peer = makePeer(call, await iceServers());
-    call.peer = peer;
-    for (const candidate of view.offerIceCandidates ?? []) {
-      peer.addRemoteCandidate(candidate);
-    }
-    const answer = await peer.answer(view.offer, stream);
-    if (state.call !== call) {
-      return;
-    }
-    const buffered = await send('newAnswer', {
-      offerId,
-      offererUserName: view.offererUserName,
-      answer,
-    });
-    if (state.call !== call) {
-      return;
-    }
-    for (const candidate of Array.isArray(buffered) ? buffered : []) {
-      peer.addRemoteCandidate(candidate);
-    }
-  } catch (err) {
-    if (state.call !== call) {
-      return;
-    }
-    const code = /** @type {any} */ (err).code;
-    if (code === 'offer_taken' || code === 'not_found') {
-      fail('call', {
-        title: 'Call already taken',
-        message: `The call from ${view.offererUserName} was already taken by someone else, or withdrawn.`,
-      });
-      state.offers.delete(offerId);
-      endCall({ notify: false });
-    } else {
-      fail('call', { title: 'Answer failed', message: describe(err) });
-      endCall();
-    }
-  }
-}
-
-/**
- * Release a call's resources: close the peer, stop the camera, clear the videos.
- * @param {Call} call
- */
-function dropCall(call) {
-  if (state.call === call) {
-    state.call = null;
-  }
-  call.peer?.close();
-  call.stream?.getTracks().forEach((track) => track.stop());
-  ui.setLocalStream(null);
-  ui.setRemoteStream(null);
-  state.muted = false;
-  state.cameraOff = false;
-}
-
-/**
- * The one way a call ends: hang up, page hidden, peer left, failure.
- * Idempotent: without a call it does nothing.
- * @param {{notify?: boolean}} [options]  notify: tell the server (false when it told us)
- */
-function endCall({ notify = true } = {}) {
-  const call = state.call;
-  if (!call) {
-    return;
-  }
-  if (notify && call.offerId !== null) {
-    send('hangup', { offerId: call.offerId }).catch((err) => log.warn('hangup', describe(err)));
-  }
-  dropCall(call);
-  setIce('closed');
-  setPhase('ended');
-}
+const calls = createCalls({
+  state,
+  ui,
+  log,
+  send,
+  iceServers,
+  setPhase,
+  setIce,
+  fail,
+  clearError,
+});
 
 /**
  * @param {string} event
  * @param {any} payload
  */
 function onServerEvent(event, payload) {
-  const call = state.call;
   switch (event) {
     case 'welcome':
-      if (call && !payload.resume) {
-        // We were away and the server does not resume sessions: it ended our call.
-        fail('call', {
-          title: 'Call ended',
-          message: 'The connection to the server was lost, so the call ended.',
-        });
-        endCall({ notify: false });
+      state.resumeTried = null;
+      if (payload.resumed) {
+        log.info('session resumed', payload.offerId ?? '');
+        calls.resumed(payload.offerId ?? null);
+      } else {
+        // A new session: whatever call we had is over on the server.
+        calls.sessionLost();
       }
       state.me = String(payload.userName ?? '');
       state.room = String(payload.room ?? state.room);
@@ -518,50 +246,20 @@ function onServerEvent(event, payload) {
       break;
     case 'offerRemoved':
       state.offers.delete(payload?.offerId);
-      if (
-        call?.role === 'caller' &&
-        call.offerId === payload?.offerId &&
-        payload?.reason !== 'answered'
-      ) {
-        ui.showNotice(`Your call was withdrawn by the server (${payload?.reason ?? 'no reason'}).`);
-        endCall({ notify: false });
-      }
+      calls.offerRemoved(payload);
       render();
       break;
     case 'answerResponse':
-      if (call?.role === 'caller' && call.peer && payload?.offerId === call.offerId) {
-        call.peerName = String(payload.answererUserName ?? '');
-        ui.showNotice('');
-        setPhase('connecting');
-        const peer = call.peer;
-        peer
-          .acceptAnswer(payload.answer)
-          .then(() => {
-            for (const candidate of payload.answererIceCandidates ?? []) {
-              peer.addRemoteCandidate(candidate);
-            }
-          })
-          .catch((err) => {
-            if (state.call === call) {
-              fail('call', { title: 'Call failed', message: describe(err) });
-              endCall();
-            }
-          });
-      }
+      calls.answered(payload);
       break;
     case 'receivedIceCandidateFromServer':
-      call?.peer?.addRemoteCandidate(payload);
+      calls.remoteCandidate(payload);
+      break;
+    case 'renegotiate':
+      calls.renegotiate(payload);
       break;
     case 'callEnded':
-      if (call && (payload?.offerId === undefined || payload.offerId === call.offerId)) {
-        const who = payload?.by ? String(payload.by) : 'The other side';
-        if (payload?.reason === 'peer-disconnected') {
-          fail('call', { title: 'Peer left', message: `${who} left the call (disconnected).` });
-        } else {
-          ui.showNotice(`${who} hung up.`);
-        }
-        endCall({ notify: false });
-      }
+      calls.ended(payload);
       break;
     case 'signalingError':
       fail('server', {
@@ -581,6 +279,16 @@ function onServerEvent(event, payload) {
  * @param {import('./signaling.js').StatusDetail} detail
  */
 function onSocketStatus(status, detail) {
+  if (detail.error === 'unauthorized' && state.resumeTried) {
+    // The server would not resume (grace over, or the token is no longer valid):
+    // start a new session; the call, if any, is over.
+    log.warn('resume refused; connecting as a new session');
+    state.resume = null;
+    state.resumeTried = null;
+    calls.sessionLost();
+    connect();
+    return;
+  }
   if (state.socket !== status || state.socketTrail.length === 0) {
     pushTrail(state.socketTrail, status);
   }
@@ -597,9 +305,10 @@ function onSocketStatus(status, detail) {
     });
   } else if (detail.error || (detail.reason && detail.reason !== 'io client disconnect')) {
     const retrying = status === 'reconnecting' ? ' Retrying…' : '';
+    const keeping = state.call && status === 'reconnecting' ? ' The call goes on meanwhile.' : '';
     fail('socket', {
       title: 'Server unreachable',
-      message: `Lost contact with the signaling server (${detail.error ?? detail.reason}).${retrying}`,
+      message: `Lost contact with the signaling server (${detail.error ?? detail.reason}).${retrying}${keeping}`,
     });
   }
   render();
@@ -616,6 +325,7 @@ function connect() {
       if (state.password) {
         auth.password = state.password;
       }
+      state.resumeTried = state.resume;
       if (state.resume) {
         auth.resume = state.resume;
       }
@@ -628,12 +338,12 @@ function connect() {
 }
 
 ui.bind({
-  onCall: () => placeCall(false),
+  onCall: () => calls.placeCall(false),
   onHangup: () => {
     ui.showNotice('');
-    endCall();
+    calls.endCall();
   },
-  onAnswer: (offerId) => answerCall(offerId, false),
+  onAnswer: (offerId) => calls.answerCall(offerId, false),
   onMute: () => {
     state.muted = !state.muted;
     state.call?.stream?.getAudioTracks().forEach((t) => (t.enabled = !state.muted));
@@ -650,7 +360,7 @@ ui.bind({
     if (nextName === state.name && nextRoom === state.room && state.me) {
       return;
     }
-    endCall();
+    calls.endCall();
     state.name = nextName;
     state.room = nextRoom;
     state.resume = null;
@@ -668,7 +378,7 @@ ui.bind({
   },
 });
 
-window.addEventListener('pagehide', () => endCall());
+window.addEventListener('pagehide', () => calls.endCall());
 
 ui.setIdentity(state.name, state.room);
 render();

@@ -29,7 +29,7 @@
  * @property {string} room
  * @property {string} socket  connecting | connected | reconnecting | offline
  * @property {string[]} socketTrail
- * @property {string} phase  idle | calling | connecting | connected | ended
+ * @property {string} phase  idle | calling | connecting | connected | reconnecting | ended
  * @property {string} ice  RTCIceConnectionState, or '-' without a call
  * @property {string[]} iceTrail
  * @property {string} peerName  who the call is with ('' when unknown)
@@ -61,6 +61,7 @@ const PHASE_TEXT = {
   calling: 'calling…',
   connecting: 'connecting…',
   connected: 'connected',
+  reconnecting: 'reconnecting…',
   ended: 'ended',
 };
 

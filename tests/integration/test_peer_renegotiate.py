@@ -1,0 +1,118 @@
+"""Python peers (aiortc) through a real `callbox serve`: a call that survives its signaling
+socket dropping (resume), and what an aiortc answerer does with renegotiation offers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+
+import pytest
+
+from callbox.peer.call import ICE_RESTART_UNSUPPORTED, Call, EndReason, ice_ufrags
+from callbox.peer.media import open_source
+from callbox.peer.signaling_client import SignalingClient
+from callbox.signaling.model import Description
+from tests.conftest import RunningServer
+from tests.integration.test_peer import loopback_ice  # noqa: F401 - autouse fixture
+from tests.tcp_proxy import TcpProxy
+
+WIDTH, HEIGHT = 160, 120
+
+
+async def until(condition: Callable[[], object], within: float) -> None:
+    """Wait until `condition()` is true (polled: what it watches has no event to await)."""
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"not true within {within} s")
+
+
+async def connected_pair(alice: Call, bob: Call, bob_client: SignalingClient) -> None:
+    placing = asyncio.create_task(alice.place(answer_within=10))
+    offer = await bob_client.wait_for_offer(from_user="alice", within=10)
+    await bob.answer(offer)
+    await placing
+    await asyncio.gather(alice.wait_connected(within=15), bob.wait_connected(within=15))
+    async with asyncio.timeout(10):
+        for call in (alice, bob):
+            await call.sink.wait_for("video", 5)
+
+
+async def test_socket_drop_mid_call_resumes_and_a_later_hangup_arrives(
+    callbox_server: RunningServer,
+) -> None:
+    ca = callbox_server.ca_path
+    async with TcpProxy("127.0.0.1", callbox_server.port) as proxy:
+        via_proxy = f"https://127.0.0.1:{proxy.port}"
+        async with (
+            SignalingClient(via_proxy, name="alice", ca=ca) as alice_client,
+            SignalingClient(callbox_server.url, name="bob", ca=ca) as bob_client,
+            Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
+            Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as bob,
+        ):
+            await connected_pair(alice, bob, bob_client)
+            first_token = alice_client.welcome.resume if alice_client.welcome else None
+            frames = alice.sink.frames("video")
+
+            proxy.refuse(True)
+            assert await proxy.cut() == 1
+            await asyncio.sleep(1.5)
+            assert not alice.ended and not bob.ended
+            assert alice.sink.frames("video") > frames  # media does not need signaling
+            proxy.refuse(False)
+
+            await until(
+                lambda: proxy.connections and alice_client.welcome and alice_client.welcome.resumed,
+                within=15,
+            )
+            assert alice_client.welcome.user_name == "alice"
+            assert alice_client.welcome.offer_id == alice.offer_id
+            assert alice_client.welcome.resume not in (None, first_token)
+            assert not alice.ended
+
+            # bob's hang-up reaches alice over her resumed socket
+            await bob.hangup()
+            outcome = await alice.run(duration=10)
+            assert outcome.reason is EndReason.REMOTE_HANGUP
+            assert outcome.by == "bob"
+
+
+async def test_aiortc_answerer_answers_a_renegotiation_but_declines_an_ice_restart(
+    callbox_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="callbox.peer.call")
+    url, ca = callbox_server.url, callbox_server.ca_path
+    notices: list[str] = []
+    async with (
+        SignalingClient(url, name="alice", ca=ca) as alice_client,
+        SignalingClient(url, name="bob", ca=ca) as bob_client,
+        Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
+        Call(
+            bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT), notice=notices.append
+        ) as bob,
+    ):
+        await connected_pair(alice, bob, bob_client)
+        before = ice_ufrags(bob.pc.remoteDescription.sdp)
+
+        # The same ICE credentials (no restart): aiortc can apply it, so bob answers.
+        again = await alice.pc.createOffer()
+        await alice_client.renegotiate(Description("offer", again.sdp), alice.offer_id)
+        await until(lambda: "answered a renegotiation" in caplog.text, within=10)
+        assert notices == []
+
+        # New ICE credentials, as a browser's restartIce() makes: bob says it can't, and
+        # keeps the call on the current path.
+        restart = re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:Rst1", again.sdp)
+        restart = re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:restartrestartrestart12", restart)
+        await alice_client.renegotiate(Description("offer", restart), alice.offer_id)
+        await until(lambda: notices, within=10)
+        assert notices == [ICE_RESTART_UNSUPPORTED]
+        assert ice_ufrags(bob.pc.remoteDescription.sdp) == before
+        frames = (alice.sink.frames("video"), bob.sink.frames("video"))
+        await asyncio.sleep(1)
+        assert (alice.state, bob.state) == ("connected", "connected")
+        assert alice.sink.frames("video") > frames[0] and bob.sink.frames("video") > frames[1]
+        assert caplog.text.count("answered a renegotiation") == 1
