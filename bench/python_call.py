@@ -9,7 +9,9 @@ Pairings:
   py->py        aiortc caller, aiortc answerer (both measured)
   chromium->py  Chromium (web client, fake camera) calls, aiortc answers
   py->chromium  aiortc calls, Chromium answers from the list
-Prints the median of the runs per pairing (milliseconds).
+  baseline      the same aiortc pair in one process with no signaling server: the answer
+                is handed straight to the caller (the floor callbox's py->py is compared to)
+Prints the median of the runs per pairing (milliseconds) and py->py's ratio to the baseline.
 """
 
 from __future__ import annotations
@@ -100,6 +102,47 @@ async def py_py(url: str, ca: Path) -> dict[str, tuple[float, float]]:
         return result
 
 
+async def direct_baseline() -> tuple[float, float]:
+    """Two aiortc peers in this process, descriptions exchanged directly: from the answer
+    being ready (as when the answerer sends it) to the answerer's first received frames."""
+    from aiortc import RTCPeerConnection
+
+    caller, answerer = RTCPeerConnection(), RTCPeerConnection()
+    sources = [open_source("testsrc"), open_source("testsrc")]
+    firsts: dict[str, float] = {}
+    receivers: list[asyncio.Task[None]] = []
+    got_video = asyncio.Event()
+
+    async def first_frame(track: object) -> None:
+        await track.recv()  # type: ignore[attr-defined]
+        firsts.setdefault("any", time.monotonic())
+        if track.kind == "video":  # type: ignore[attr-defined]
+            firsts.setdefault("video", time.monotonic())
+            got_video.set()
+
+    @answerer.on("track")  # type: ignore[misc]
+    def on_track(track: object) -> None:
+        receivers.append(asyncio.create_task(first_frame(track)))
+
+    try:
+        for pc, source in ((caller, sources[0]), (answerer, sources[1])):
+            for track in (source.audio, source.video):
+                pc.addTrack(track)
+        await caller.setLocalDescription(await caller.createOffer())
+        await answerer.setRemoteDescription(caller.localDescription)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        start = time.monotonic()
+        await caller.setRemoteDescription(answerer.localDescription)
+        async with asyncio.timeout(20):
+            await got_video.wait()
+        return (firsts["any"] - start) * 1000, (firsts["video"] - start) * 1000
+    finally:
+        for task in receivers:
+            task.cancel()
+        await caller.close()
+        await answerer.close()
+
+
 async def with_browser(
     url: str, ca: Path, browser: object, python_calls: bool
 ) -> tuple[float, float]:
@@ -143,9 +186,10 @@ async def main(runs: int) -> None:
         server, url = start_server(data_dir)
         ca = data_dir / "ca.pem"
         try:
-            for _ in range(runs):
+            for _ in range(runs):  # interleaved with the baseline: same machine load
                 for name, value in (await py_py(url, ca)).items():
                     results.setdefault(name, []).append(value)
+                results.setdefault("baseline", []).append(await direct_baseline())
             chromium = shutil.which("chromium")
             if chromium is None:
                 print("chromium not installed: skipping the browser pairings", file=sys.stderr)
@@ -169,6 +213,10 @@ async def main(runs: int) -> None:
         video = statistics.median(v[1] for v in values)
         each = " ".join(f"{v[0]:.0f}" for v in values)
         print(f"{name:<18}{anyf:>10.0f}{video:>8.0f}   {each}")
+    base = statistics.median(v[0] for v in results["baseline"])
+    for name in ("py->py caller", "py->py answerer"):
+        ratio = statistics.median(v[0] for v in results[name]) / base
+        print(f"{name} / baseline (any frame): {ratio:.2f}x")
 
 
 if __name__ == "__main__":
