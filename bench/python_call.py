@@ -30,23 +30,12 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.e2e.browser import CHROMIUM_ARGS  # noqa: E402  (one list of flags for tests and benches)
+
 from callbox.peer.call import Call
 from callbox.peer.media import open_source
 from callbox.peer.signaling_client import SignalingClient
-
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-]
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
