@@ -99,7 +99,7 @@ def create_ca(data_dir: Path, *, force: bool = False) -> CAInfo:
     paths = CertPaths.in_dir(data_dir)
     if not force and paths.ca_cert.exists():
         raise CertError(
-            f"a CA already exists at {paths.ca_cert}; replacing it needs force "
+            f"a CA already exists at {paths.ca_cert}; replacing it needs --force "
             "(devices that trust the old CA will have to trust the new one)"
         )
     if not force and paths.ca_key.exists():

@@ -166,11 +166,11 @@ class Switchboard:
     async def answer(self, sid: str, data: object) -> Outcome:
         msg = parse_answer_message(data, self.limits)
         session = await self._session(sid)
-        offer: Offer | None = None
+        offer: Offer | None
         if msg.offer_id is not None:
             offer = await self.store.get_offer(msg.offer_id)
-        elif msg.offerer_user_name is not None:
-            offer = await self.store.find_offer(session.room, msg.offerer_user_name)
+        else:  # the parser guarantees one of the two
+            offer = await self.store.find_offer(session.room, msg.offerer_user_name or "")
         if offer is None or offer.room != session.room:
             raise SignalingError(ErrorCode.NOT_FOUND, "cannot answer: no such offer in this room")
         if msg.offerer_user_name is not None and msg.offerer_user_name != offer.offerer_user_name:

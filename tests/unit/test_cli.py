@@ -1,0 +1,75 @@
+"""`callbox cert ...` and the CLI's error lines, called in-process through main()."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from callbox.cli import main
+
+
+def test_cert_ca_create_and_refuse_to_replace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cert", "ca", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Created a new local CA" in out and str(tmp_path / "ca.pem") in out
+    assert stat.S_IMODE((tmp_path / "ca-key.pem").stat().st_mode) & 0o077 == 0
+    # a second time: one readable line, exit 1, the CA untouched
+    before = (tmp_path / "ca.pem").read_bytes()
+    assert main(["cert", "ca", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("callbox: error:") and "--force" in err[0]
+    assert (tmp_path / "ca.pem").read_bytes() == before
+    assert main(["cert", "ca", "--force", "--data-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "ca.pem").read_bytes() != before
+
+
+def test_cert_create_lists_names_and_writes_0600_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cert", "create", "--data-dir", str(tmp_path), "example.test"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()  # no CA yet: refused, one line
+    assert len(err) == 1 and err[0].startswith("callbox: error:") and "CA" in err[0]
+    main(["cert", "ca", "--data-dir", str(tmp_path)])
+    capsys.readouterr()
+    cert, key = tmp_path / "leaf.pem", tmp_path / "leaf-key.pem"
+    argv = ["cert", "create", "--data-dir", str(tmp_path), "--cert-file", str(cert)]
+    argv += ["--key-file", str(key), "example.test", "10.1.2.3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "- example.test" in out and "- 10.1.2.3" in out and "expires" in out
+    leaf = x509.load_pem_x509_certificate(cert.read_bytes())
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "example.test" in san.get_values_for_type(x509.DNSName)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_cert_install_without_a_ca_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cert", "install", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CA in" in err[0]
+
+
+def test_serve_usage_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--cert", "only-cert.pem"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["callbox: error: --cert and --key go together: give both or neither"]
+
+
+def test_serve_refuses_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        argv = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path)]
+        assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot listen on 127.0.0.1:{port}" in err[0]
