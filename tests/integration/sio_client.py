@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections import defaultdict
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import aiohttp
 import socketio
 
+from callbox.peer.signaling_client import say_goodbye
 from tests.conftest import RunningServer
 
 SEED_EVENTS = (
@@ -39,17 +39,8 @@ def cand(n: int) -> dict[str, Any]:
 
 
 async def disconnect_cleanly(sio: socketio.AsyncClient) -> None:
-    """Disconnect so the server sees a deliberate leave, not a dropped socket.
-
-    python-socketio queues its DISCONNECT packet and closes the websocket at once, so the
-    packet is often lost and the server sees "transport close" (and holds the session for a
-    resume). Send it first and wait until it has been written.
-    """
-    if sio.connected:
-        await sio._send_packet(sio.packet_class(socketio.packet.DISCONNECT, namespace="/"))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2):
-                await sio.eio.queue.join()
+    """Disconnect so the server sees a deliberate leave, not a dropped socket."""
+    await say_goodbye(sio)
     await sio.disconnect()
 
 

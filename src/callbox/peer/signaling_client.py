@@ -20,6 +20,7 @@ what happened: :class:`Reconnecting`, then :class:`Resumed` or :class:`SessionLo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -142,6 +143,21 @@ def ssl_context(ca: Path | None) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(ca))
     except (OSError, ssl.SSLError) as exc:
         raise ServerUnreachable(f"cannot load CA file {ca}: {exc}") from exc
+
+
+async def say_goodbye(sio: socketio.AsyncClient) -> None:
+    """Make a disconnect deliberate in the server's eyes.
+
+    python-socketio queues its DISCONNECT packet and closes the websocket at once, so the
+    packet is often lost: the server then sees a dropped socket and holds the session for a
+    resume (DESIGN's grace period) instead of ending it. Send it first and wait until it has
+    been written.
+    """
+    if sio.connected:
+        await sio._send_packet(sio.packet_class(socketio.packet.DISCONNECT, namespace="/"))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                await sio.eio.queue.join()
 
 
 class SignalingClient:
@@ -271,6 +287,7 @@ class SignalingClient:
         sio, self._sio = self._sio, None
         if sio is not None:
             try:
+                await say_goodbye(sio)
                 await sio.shutdown()  # also stops a reconnection in progress
             except Exception:  # noqa: BLE001 - closing must not fail
                 log.debug("socket.io disconnect failed", exc_info=True)
