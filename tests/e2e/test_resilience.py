@@ -197,3 +197,46 @@ def test_ice_disconnected_for_a_while_makes_the_caller_restart(people: PersonFac
         assert_connected(who)
     for who in (a, b):
         assert_decodes_video(who)
+
+
+# A fault: the next frame A's page writes that contains `needle` is swallowed, as if the
+# dying connection lost it (the socket.io client believes it was sent).
+LOSE_NEXT_FRAME = """
+([needle]) => {
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === 'string' && data.includes(needle)) {
+      WebSocket.prototype.send = send;
+      window.__e2eLost = data;
+      return undefined;
+    }
+    return send.call(this, data);
+  };
+}
+"""
+
+
+def test_a_hangup_lost_with_the_dying_socket_is_sent_again_after_the_resume(
+    people: PersonFactory, callbox_server: Any
+) -> None:
+    with ThreadedTcpProxy("127.0.0.1", callbox_server.port) as proxy:
+        a = people("unlucky", server=Via(f"https://127.0.0.1:{proxy.port}"))
+        b = people("waiting")
+        connect_pair(a, b)
+        a.page.evaluate(LOSE_NEXT_FRAME, ['"hangup"'])
+        a.page.locator("#hangup").click()
+        assert_released(a)
+        a.page.wait_for_function("() => window.__e2eLost !== undefined")
+        lost = a.page.evaluate("window.__e2eLost")
+        assert '"seq":' in lost  # numbered, so the server can tell a re-send
+        # B never heard it; now the socket dies, and A comes back.
+        b.page.wait_for_timeout(500)
+        assert_connected(b)
+        proxy.refuse(True)
+        assert proxy.cut() >= 1
+        expect(a.page.locator("#socket-state")).to_have_attribute("data-state", "reconnecting")
+        proxy.refuse(False)
+        expect(a.page.locator("#socket-state")).to_have_attribute("data-state", "connected")
+        # The hangup went again after the resume, and B was told once.
+        assert_released(b)
+        expect(b.page.locator("#notice")).to_contain_text("unlucky hung up")

@@ -235,3 +235,29 @@ async def test_events_lost_on_a_dying_socket_are_sent_again_after_last_seq(
 async def test_bad_last_seq_is_invalid(clients: Clients) -> None:
     with pytest.raises(socketio.exceptions.ConnectionError, match="lastSeq"):
         await clients(resume="x" * 43, lastSeq="7")
+
+
+async def test_a_message_sent_again_after_a_resume_is_answered_once_and_run_once(
+    clients: Clients,
+) -> None:
+    """The client numbers its messages (payload.seq); one whose ack was lost with the
+    socket is sent again after the resume: the server answers it again, runs it once."""
+    alice, bob, offer_id = await in_call(clients)
+    token = alice.events["welcome"][0]["resume"]
+    first = await alice.call(
+        "sendIceCandidateToSignalingServer", {"iceCandidate": cand(1), "seq": 1}
+    )
+    await drop(alice)  # pretend that ack was lost on the way
+    back = await clients(resume=token, lastSeq=alice.last_seq)
+    again = await back.call(
+        "sendIceCandidateToSignalingServer", {"iceCandidate": cand(1), "seq": 1}
+    )
+    assert again == first == {"ok": True}
+    hangup = await back.call("hangup", {"offerId": offer_id, "seq": 2})
+    assert await back.call("hangup", {"offerId": offer_id, "seq": 2}) == hangup == {"ok": True}
+    await bob.wait_for("callEnded")
+    await asyncio.sleep(0.3)
+    assert bob.events["receivedIceCandidateFromServer"] == [cand(1)]  # once
+    assert len(bob.events["callEnded"]) == 1
+    # a new number runs as usual
+    assert "offerId" in await back.call("newOffer", {**OFFER, "seq": 3})

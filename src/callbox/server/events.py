@@ -361,20 +361,32 @@ class SignalingEvents:
     def _adapter(self, event: str, method: Handler) -> Callable[..., Awaitable[object]]:
         async def handle(sid: str, *args: object) -> object:
             self.metrics.event(event)
+            payload = args[0] if args else None
+            session_id = self.presence.session_of(sid)
+            seq = client_seq(payload) if session_id is not None else None
+            ran = False  # only a message that reached the switchboard is remembered
             try:
                 self._check_message(sid, event, args)
-                session_id = self.presence.session_of(sid)
                 if session_id is None:
                     raise SignalingError(ErrorCode.UNAUTHORIZED, "this connection has no session")
-                outcome = await method(session_id, args[0] if args else None)
+                if seq is not None:
+                    done, ack = self.presence.cached_ack(session_id, seq)
+                    if done:  # a re-send after a resume: answered once, never run twice
+                        return ack
+                ran = True
+                outcome = await method(session_id, payload)
             except SignalingError as e:
-                return await self._fail(sid, event, e)
+                result = await self._fail(sid, event, e)
             except Exception:
                 log.exception("sid=%s %s failed unexpectedly", sid, event)
                 error = SignalingError(ErrorCode.UNAVAILABLE, "internal error")
-                return await self._fail(sid, event, error)
-            self.outbox.put(outcome.deliveries)
-            return outcome.ack
+                result = await self._fail(sid, event, error)
+            else:
+                self.outbox.put(outcome.deliveries)
+                result = outcome.ack
+            if ran and seq is not None and session_id is not None:
+                self.presence.cache_ack(session_id, seq, result)
+            return result
 
         return handle
 
@@ -390,6 +402,14 @@ class SignalingEvents:
             return {"error": error.to_wire()}
         await self.sio.emit("signalingError", {**error.to_wire(), "event": event}, to=sid)
         return None
+
+
+def client_seq(payload: object) -> int | None:
+    """The client's own number for a message (``payload.seq``), if it sent a valid one."""
+    seq = payload.get("seq") if isinstance(payload, dict) else None
+    if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < 2**53:
+        return seq
+    return None
 
 
 def _stand_in(value: object) -> object:

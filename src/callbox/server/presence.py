@@ -33,6 +33,16 @@ class _Log:
     last_seq: int = 0
 
 
+#: acks kept per session so a client re-sending after a resume gets the first answer again
+ACK_LOG_SIZE = 256
+
+
+@dataclass(slots=True)
+class _Acks:
+    by_seq: dict[int, object] = field(default_factory=dict)
+    highest: int = 0
+
+
 @dataclass(slots=True)
 class _Away:
     #: the first sequence number addressed to the session after its drop was noticed
@@ -51,6 +61,7 @@ class Presence:
         self._token_of: dict[str, str] = {}  # session id -> its current token
         self._away: dict[str, _Away] = {}
         self._logs: dict[str, _Log] = {}
+        self._acks: dict[str, _Acks] = {}
 
     def attach(self, sid: str) -> str:
         """A new session on socket ``sid`` (its id is the sid); returns its resume token."""
@@ -101,6 +112,24 @@ class Presence:
         self.hold(session_id)
         return old_sid
 
+    def cached_ack(self, session_id: str, seq: int) -> tuple[bool, object]:
+        """(True, ack) when the client's message ``seq`` was handled already: a re-send after
+        a resume (the first try may have arrived, its ack not). (False, None) otherwise."""
+        acks = self._acks.get(session_id)
+        if acks is None or seq > acks.highest:
+            return False, None
+        if seq in acks.by_seq:
+            return True, acks.by_seq[seq]
+        message = f"message #{seq} was handled already"
+        return True, {"error": {"code": "invalid_payload", "message": message}}
+
+    def cache_ack(self, session_id: str, seq: int, ack: object) -> None:
+        acks = self._acks.setdefault(session_id, _Acks())
+        acks.by_seq[seq] = ack
+        acks.highest = max(acks.highest, seq)
+        while len(acks.by_seq) > ACK_LOG_SIZE:
+            del acks.by_seq[min(acks.by_seq)]
+
     def resume(self, token: str, sid: str, last_seq: int | None = None) -> str | None:
         """Rebind the away session of ``token`` to socket ``sid``; None if the token is not
         valid now (unknown, used, or its session is not away). The mailbox stays closed until
@@ -145,6 +174,7 @@ class Presence:
         """Forget the session for good (left, or its grace period ran out)."""
         self._away.pop(session_id, None)
         self._logs.pop(session_id, None)
+        self._acks.pop(session_id, None)
         self._revoke(session_id)
         sid = self._sid_of.pop(session_id, None)
         if sid is not None:
@@ -163,6 +193,7 @@ class Presence:
             "tokens": len(self._token_to_session),
             "away": len(self._away),
             "logs": len(self._logs),
+            "acks": len(self._acks),
         }
 
     def _issue(self, session_id: str) -> str:

@@ -55,6 +55,15 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
   // resume the server sends again everything after the last one we got (a dying socket
   // loses what was in flight).
   let lastSeq = 0;
+  // Our own messages are numbered too (payload.seq) and kept until acknowledged: one that
+  // was in flight when the socket died is sent again after the resume, and the server,
+  // which remembers what it handled, answers it without running it twice. While the
+  // session is away nothing is sent, so the re-sent ones keep their place in the order.
+  let sendSeq = 0;
+  /** @type {Map<number, {event: string, body: unknown, resolve: (ack: any) => void,
+   *   reject: (err: Error) => void, timer: ReturnType<typeof setTimeout>}>} */
+  const unacked = new Map();
+  let ready = false; // connected and welcomed (a new session or a resumed one)
   const socket = io(location.origin, {
     auth: (cb) => {
       const current = auth();
@@ -74,8 +83,14 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
   });
   socket.on('disconnect', (reason) => {
     log.warn('disconnected:', reason);
+    ready = false;
     if (closed) {
       return;
+    }
+    for (const [seq, entry] of unacked) {
+      // they wait for the resume now, at most the server's grace period
+      clearTimeout(entry.timer);
+      entry.timer = expire(seq, QUEUED_ACK_TIMEOUT_MS);
     }
     // socket.io reconnects by itself except after the server or we disconnected it.
     onStatus(socket.active ? 'reconnecting' : 'offline', { reason });
@@ -89,8 +104,20 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
   });
   socket.onAny((event, payload, seq) => {
     log.debug('<-', event, payload, seq ?? '');
-    if (event === 'welcome' && !payload?.resumed) {
-      lastSeq = 0; // a new session numbers from 1 again
+    if (event === 'welcome') {
+      if (!payload?.resumed) {
+        lastSeq = 0; // a new session numbers from 1 again, both ways
+        sendSeq = 0;
+        for (const [n, entry] of unacked) {
+          unacked.delete(n);
+          clearTimeout(entry.timer);
+          entry.reject(new Error('the server ended the session; message not sent'));
+        }
+      }
+      ready = true;
+      for (const [n, entry] of unacked) {
+        transmit(n, entry); // what was in flight when the socket died, in order
+      }
     } else if (typeof seq === 'number') {
       if (seq <= lastSeq) {
         return; // already handled before a resume
@@ -100,22 +127,70 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
     onEvent(event, payload);
   });
 
-  return {
-    async send(event, payload) {
-      if (closed || !(socket.connected || socket.active)) {
-        throw new Error(`not connected to the server (could not send ${event})`);
+  /**
+   * @param {number} seq
+   * @param {number} ms
+   */
+  function expire(seq, ms) {
+    return setTimeout(() => {
+      const entry = unacked.get(seq);
+      if (entry) {
+        unacked.delete(seq);
+        entry.reject(new Error(`no answer from the server to ${entry.event}`));
       }
-      log.debug(socket.connected ? '->' : '-> (queued)', event, payload);
-      const timeout = socket.connected ? ACK_TIMEOUT_MS : QUEUED_ACK_TIMEOUT_MS;
-      const ack = await socket.timeout(timeout).emitWithAck(event, payload);
-      log.debug('ack', event, ack);
-      return ack;
+    }, ms);
+  }
+
+  /**
+   * @param {number} seq
+   * @param {{event: string, body: unknown}} entry
+   */
+  function transmit(seq, entry) {
+    log.debug('->', entry.event, entry.body);
+    socket.emit(entry.event, entry.body, (/** @type {any} */ ack) => {
+      const waiting = unacked.get(seq);
+      if (!waiting) {
+        return; // answered already (an ack of the first try and of the re-send)
+      }
+      unacked.delete(seq);
+      clearTimeout(waiting.timer);
+      log.debug('ack', entry.event, ack);
+      waiting.resolve(ack);
+    });
+  }
+
+  return {
+    send(event, payload) {
+      if (closed || !(socket.connected || socket.active)) {
+        return Promise.reject(
+          new Error(`not connected to the server (could not send ${event})`),
+        );
+      }
+      const seq = ++sendSeq;
+      const body =
+        payload && typeof payload === 'object' && !Array.isArray(payload)
+          ? { ...payload, seq }
+          : payload;
+      return new Promise((resolve, reject) => {
+        const timer = expire(seq, ready ? ACK_TIMEOUT_MS : QUEUED_ACK_TIMEOUT_MS);
+        const entry = { event, body, resolve, reject, timer };
+        unacked.set(seq, entry);
+        if (ready) {
+          transmit(seq, entry);
+        } else {
+          log.debug('-> (queued until resumed)', event, body);
+        }
+      });
     },
     close() {
       if (closed) {
         return;
       }
       closed = true;
+      for (const entry of unacked.values()) {
+        clearTimeout(entry.timer);
+      }
+      unacked.clear();
       socket.offAny();
       socket.removeAllListeners();
       socket.disconnect();
