@@ -116,3 +116,41 @@ async def test_aiortc_answerer_answers_a_renegotiation_but_declines_an_ice_resta
         assert (alice.state, bob.state) == ("connected", "connected")
         assert alice.sink.frames("video") > frames[0] and bob.sink.frames("video") > frames[1]
         assert caplog.text.count("answered a renegotiation") == 1
+
+
+async def test_a_message_lost_with_the_dying_socket_is_sent_again_after_the_resume(
+    callbox_server: RunningServer,
+) -> None:
+    ca = callbox_server.ca_path
+    async with TcpProxy("127.0.0.1", callbox_server.port) as proxy:
+        via_proxy = f"https://127.0.0.1:{proxy.port}"
+        async with (
+            SignalingClient(via_proxy, name="alice", ca=ca, ack_timeout=2) as alice_client,
+            SignalingClient(callbox_server.url, name="bob", ca=ca) as bob_client,
+            Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
+            Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as bob,
+        ):
+            await connected_pair(alice, bob, bob_client)
+            sio = alice_client._sio
+            assert sio is not None
+            send_packet = sio._send_packet
+            lost: list[object] = []
+
+            async def lose_the_hangup(pkt: object) -> None:
+                """A fault: the hangup leaves but never arrives (the socket is dying)."""
+                if not lost and "hangup" in str(getattr(pkt, "data", "")):
+                    lost.append(pkt)
+                    return
+                await send_packet(pkt)
+
+            sio._send_packet = lose_the_hangup
+            hanging_up = asyncio.create_task(alice_client.hangup(alice.offer_id))
+            await until(lambda: lost, within=5)
+            assert '"seq"' in str(lost[0].data) or "'seq'" in str(lost[0].data)  # type: ignore[attr-defined]
+            proxy.refuse(True)
+            await proxy.cut()
+            await asyncio.sleep(0.5)
+            assert not bob.ended  # bob never heard it
+            proxy.refuse(False)
+            await asyncio.wait_for(hanging_up, 15)  # acked after the re-send
+            await until(lambda: bob.ended, within=10)

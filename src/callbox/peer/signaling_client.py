@@ -199,6 +199,10 @@ class SignalingClient:
         self._resume: str | None = None
         #: sequence number of the last event addressed to this session (auth.lastSeq)
         self._last_seq = 0
+        #: our own messages' numbers (payload.seq); how many resumes and new sessions so far
+        self._send_seq = 0
+        self._resumes = 0
+        self._sessions = 0
         self._resume_tried: str | None = None
         self.welcome: Welcome | None = None
 
@@ -371,8 +375,12 @@ class SignalingClient:
 
     def _on_welcome(self, data: object) -> None:
         welcome = parse_welcome(data)
-        if not welcome.resumed:
-            self._last_seq = 0  # a new session numbers its events from 1 again
+        if welcome.resumed:
+            self._resumes += 1
+        else:
+            self._last_seq = 0  # a new session numbers its events from 1 again, both ways
+            self._send_seq = 0
+            self._sessions += 1
         self._resume = welcome.resume
         self._resume_tried = None
         self.welcome = welcome
@@ -481,9 +489,7 @@ class SignalingClient:
 
     # --- outgoing ----------------------------------------------------------------------------
 
-    async def _call(self, event: str, payload: object) -> object:
-        if self._sio is None:
-            raise SignalingLost(f"cannot send {event}: not connected")
+    async def _wait_online(self, event: str) -> None:
         if self._away:
             # the socket dropped: wait for the resume (the server keeps the session meanwhile)
             try:
@@ -492,13 +498,39 @@ class SignalingClient:
             except TimeoutError:
                 lost = f"cannot send {event}: the connection did not come back"
                 raise SignalingLost(lost) from None
-        try:
-            async with self._emit_lock:
-                ack = await self._sio.call(event, payload, timeout=self._ack_timeout)
-        except socketio.exceptions.TimeoutError:
-            raise PeerTimeout(f"no reply to {event} within {self._ack_timeout:g} s") from None
-        except socketio.exceptions.BadNamespaceError:
-            raise SignalingLost(f"cannot send {event}: connection lost") from None
+
+    async def _call(self, event: str, payload: object) -> object:
+        """Send and return the ack. Messages are numbered (``payload.seq``): one that was in
+        flight when the socket died is sent again after the resume, and the server, which
+        remembers what it handled, answers it without running it twice."""
+        if self._sio is None:
+            raise SignalingLost(f"cannot send {event}: not connected")
+        self._send_seq += 1
+        seq = self._send_seq
+        body = {**payload, "seq": seq} if isinstance(payload, dict) else payload
+        session = self._sessions
+        while True:
+            await self._wait_online(event)
+            if self._sessions != session:
+                raise SignalingLost(f"cannot send {event}: the server ended the session")
+            resumes = self._resumes
+            try:
+                async with self._emit_lock:
+                    ack = await self._sio.call(event, body, timeout=self._ack_timeout)
+                break
+            except socketio.exceptions.TimeoutError:
+                if self._resumes == resumes and not self._away:
+                    late = f"no reply to {event} within {self._ack_timeout:g} s"
+                    raise PeerTimeout(late) from None
+            except socketio.exceptions.BadNamespaceError:
+                if not self._away:
+                    raise SignalingLost(f"cannot send {event}: connection lost") from None
+            log.info(
+                "%s: %s #%d went out as the socket died: sending again",
+                self.url,
+                event,
+                self._send_seq,
+            )
         error = error_of(ack)
         if error is not None:
             raise ServerRefused(error[0], error[1], event)
