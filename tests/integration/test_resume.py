@@ -261,3 +261,20 @@ async def test_a_message_sent_again_after_a_resume_is_answered_once_and_run_once
     assert len(bob.events["callEnded"]) == 1
     # a new number runs as usual
     assert "offerId" in await back.call("newOffer", {**OFFER, "seq": 3})
+
+
+async def test_a_call_ended_while_the_socket_was_dying_is_told_on_resume(
+    clients: Clients,
+) -> None:
+    """The peer hangs up before the server noticed the drop: the callEnded went into the dead
+    socket and the session has no call any more, yet it is held and the resume tells it."""
+    alice, bob, offer_id = await in_call(clients)
+    token = alice.events["welcome"][0]["resume"]
+    alice.deaf = True  # the connection is dying: what the server sends now is lost
+    await bob.call("hangup", {"offerId": offer_id})
+    await asyncio.sleep(0.3)
+    await drop(alice)
+    back = await clients(resume=token, lastSeq=alice.last_seq)
+    ended = await back.wait_for("callEnded")
+    assert ended == {"offerId": offer_id, "reason": "hangup", "by": "bob"}
+    assert back.events["welcome"][0]["offerId"] is None

@@ -179,7 +179,7 @@ class SignalingEvents:
         self.switchboard = switchboard
         self.settings = settings
         self.metrics = metrics
-        self.presence = Presence()
+        self.presence = Presence(clock)
         self.outbox = Outbox(sio, self.presence)
         self._grace_tasks: dict[str, asyncio.Task[None]] = {}
         self.authenticator = Authenticator(settings)
@@ -286,10 +286,15 @@ class SignalingEvents:
             self._start_grace(session_id)
             return
         intended = reason in (self.sio.reason.CLIENT_DISCONNECT, self.sio.reason.SERVER_DISCONNECT)
+        grace = self.settings.resume_grace
         if (
             not intended
-            and self.settings.resume_grace > 0
-            and await self.switchboard.store.current_offer_id(session_id) is not None
+            and grace > 0
+            and (
+                await self.switchboard.store.current_offer_id(session_id) is not None
+                # its call may have ended just now, the news lost in the dead socket
+                or self.presence.heard_within(session_id, grace)
+            )
         ):
             log.info("session=%s socket dropped (%s): held for resume", session_id, reason)
             self.presence.hold(session_id)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callbox.signaling import Delivery
@@ -31,6 +33,8 @@ LOG_SIZE = 1024
 class _Log:
     entries: deque[tuple[int, Delivery]] = field(default_factory=lambda: deque(maxlen=LOG_SIZE))
     last_seq: int = 0
+    #: when the last event was addressed to the session (the presence's clock)
+    last_at: float = 0.0
 
 
 #: acks kept per session so a client re-sending after a resume gets the first answer again
@@ -54,7 +58,8 @@ class _Away:
 
 
 class Presence:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._session_of: dict[str, str] = {}  # socket sid -> session id
         self._sid_of: dict[str, str] = {}  # session id -> socket sid (while present)
         self._token_to_session: dict[str, str] = {}
@@ -95,8 +100,15 @@ class Presence:
         """Number ``delivery`` (addressed to ``session_id``) and keep it for a resume."""
         log_ = self._logs.setdefault(session_id, _Log())
         log_.last_seq += 1
+        log_.last_at = self._clock()
         log_.entries.append((log_.last_seq, delivery))
         return log_.last_seq
+
+    def heard_within(self, session_id: str, seconds: float) -> bool:
+        """Whether an event was addressed to the session in the last ``seconds`` (it may
+        still be in the socket that just died, e.g. the callEnded of a call just ended)."""
+        log_ = self._logs.get(session_id)
+        return log_ is not None and log_.last_seq > 0 and self._clock() - log_.last_at < seconds
 
     def evict(self, token: str) -> str | None:
         """The client of ``token`` is back on a new socket while its old socket still looks
