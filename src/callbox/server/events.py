@@ -41,13 +41,6 @@ log = logging.getLogger(__name__)
 _wants_ack: contextvars.ContextVar[bool] = contextvars.ContextVar("wants_ack", default=False)
 
 ROOM_PREFIX = "room:"
-CLIENT_EVENTS = (
-    "newOffer",
-    "sendIceCandidateToSignalingServer",
-    "newAnswer",
-    "hangup",
-    "renegotiate",
-)
 _RESERVED = "\x00reserved"  # internal event the server re-routes reserved names to
 # Names python-socketio dispatches to handlers of their own: a client *event* with one of these
 # names would otherwise run our connect/disconnect handlers with a payload for an environ, or

@@ -217,6 +217,22 @@ export function createCalls({ state, ui, log, send, iceServers, setPhase, setIce
     }
   };
 
+  /**
+   * Give the call its local media, unless the call was ended while the camera opened.
+   * @param {any} call
+   * @param {MediaStream | null} stream
+   * @returns {boolean} false when the call is gone (the stream is then stopped)
+   */
+  const adoptStream = (call, stream) => {
+    call.stream = stream;
+    if (state.call !== call) {
+      stream?.getTracks().forEach((t) => t.stop());
+      return false;
+    }
+    ui.setLocalStream(stream);
+    return true;
+  };
+
   /** Place a call: the offer waits on the server until someone answers it. */
   async function placeCall(receiveOnly = false) {
     if (state.call) {
@@ -229,12 +245,9 @@ export function createCalls({ state, ui, log, send, iceServers, setPhase, setIce
       return;
     }
     try {
-      call.stream = stream;
-      if (state.call !== call) {
-        stream?.getTracks().forEach((t) => t.stop());
+      if (!adoptStream(call, stream)) {
         return;
       }
-      ui.setLocalStream(stream);
       call.peer = makePeer(call, await iceServers());
       const offer = await call.peer.offer(stream);
       if (state.call !== call) {
@@ -279,12 +292,9 @@ export function createCalls({ state, ui, log, send, iceServers, setPhase, setIce
       return;
     }
     try {
-      call.stream = stream;
-      if (state.call !== call) {
-        stream?.getTracks().forEach((t) => t.stop());
+      if (!adoptStream(call, stream)) {
         return;
       }
-      ui.setLocalStream(stream);
       const peer = makePeer(call, await iceServers());
       call.peer = peer;
       for (const candidate of view.offerIceCandidates ?? []) {
