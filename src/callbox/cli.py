@@ -134,7 +134,7 @@ def _serve(settings: ServerSettings) -> int:
         )
         print(banner, flush=True)
 
-    asyncio.run(serve(settings, context, ready))
+    asyncio.run(serve(settings, context, ready, ca_path=ca_path))
     print("callbox stopped.")
     return 0
 

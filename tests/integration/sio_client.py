@@ -23,6 +23,7 @@ SEED_EVENTS = (
     "callEnded",
     "signalingError",
     "renegotiate",
+    "offerDeclined",
 )
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}

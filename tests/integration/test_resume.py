@@ -170,14 +170,21 @@ async def test_renegotiate_relays_the_restart_offer_and_answer(clients: Clients)
     assert await bob.call("renegotiate", {"description": RESTART_ANSWER}) == {"ok": True}
     got = await alice.wait_for("renegotiate")
     assert got == {"offerId": offer_id, "description": RESTART_ANSWER, "from": "bob"}
+    # the answerer may renegotiate too (screen share); the caller answers
+    assert await bob.call("renegotiate", {"description": RESTART_OFFER}) == {"ok": True}
+    got = await alice.wait_for("renegotiate", count=2)
+    assert got == {"offerId": offer_id, "description": RESTART_OFFER, "from": "bob"}
+    assert await alice.call("renegotiate", {"description": RESTART_ANSWER}) == {"ok": True}
+    got = await bob.wait_for("renegotiate", count=2)
+    assert got["description"] == RESTART_ANSWER
     # new candidates after the restart are relayed as usual
     await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(9)})
     assert await bob.wait_for("receivedIceCandidateFromServer") == cand(9)
 
 
 BAD_RENEGOTIATIONS: list[tuple[str, Any, str]] = [
-    ("alice", {"description": RESTART_ANSWER}, "forbidden"),  # the caller sends offers only
-    ("bob", {"description": RESTART_OFFER}, "forbidden"),  # the answerer sends answers only
+    ("alice", {"description": RESTART_ANSWER}, "forbidden"),  # nobody asked for an answer
+    ("bob", {"description": RESTART_ANSWER}, "forbidden"),
     ("alice", {"offerId": "other", "description": RESTART_OFFER}, "forbidden"),
     ("alice", {"description": {"type": "pranswer", "sdp": "v=0"}}, "invalid_payload"),
     ("alice", {"description": {"type": "offer", "sdp": "nope"}}, "invalid_payload"),

@@ -323,14 +323,77 @@ async def test_ice_servers_reach_config_and_welcome(start_server: StartServer) -
     ]
     import json
 
-    status, body, _ = server.get("/config")
-    assert status == 200 and json.loads(body) == {"iceServers": expected}
+    status, body, _ = server.get("/config")  # an open server: anyone may connect anyway
+    assert status == 200 and json.loads(body) == {"iceServers": expected, "ttl": None}
     clients = Clients(server)
     try:
         client = await clients(userName="alice")
-        assert client.events["welcome"][0]["iceServers"] == expected
+        welcome = client.events["welcome"][0]
+        assert welcome["iceServers"] == expected and welcome["iceServersTtl"] is None
     finally:
         await clients.close()
+
+
+async def test_config_hides_credentials_from_whoever_cannot_connect(
+    start_server: StartServer,
+) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    server = start_server(
+        "--password",
+        "s3cret",
+        "--ice-server",
+        "stun:127.0.0.1:3478",
+        "--ice-server",
+        "turn:u:p@127.0.0.1:3478?transport=udp",
+    )
+    stun = {"urls": "stun:127.0.0.1:3478"}
+    turn = {"urls": "turn:127.0.0.1:3478?transport=udp", "username": "u", "credential": "p"}
+
+    def config(authorization: str | None) -> object:
+        request = urllib.request.Request(server.url + "/config")
+        if authorization is not None:
+            request.add_header("Authorization", authorization)
+        with urllib.request.urlopen(request, context=server.ssl_context(), timeout=5) as r:
+            return json.loads(r.read())
+
+    assert config(None) == {"iceServers": [stun], "ttl": None}
+    assert config("Bearer wrong") == {"iceServers": [stun], "ttl": None}
+    assert config("Basic s3cret") == {"iceServers": [stun], "ttl": None}
+    assert config("Bearer s3cret") == {"iceServers": [stun, turn], "ttl": None}
+    clients = Clients(server)
+    try:
+        client = await clients(userName="alice", password="s3cret")
+        assert client.events["welcome"][0]["iceServers"] == [stun, turn]
+        assert await client.call("iceServers", {}) == {"iceServers": [stun, turn], "ttl": None}
+    finally:
+        await clients.close()
+
+
+async def test_decline_tells_the_caller_and_the_offer_stays(clients: Clients) -> None:
+    alice = await clients(userName="alice")
+    bob = await clients(userName="bob")
+    carol = await clients(userName="carol")
+    offer_id = (await alice.call("newOffer", OFFER))["offerId"]
+    await bob.wait_for("newOfferAwaiting")
+    assert await bob.call("decline", {"offerId": offer_id}) == {"ok": True}
+    assert await alice.wait_for("offerDeclined") == {"offerId": offer_id, "by": "bob"}
+    # carol can still answer it
+    await carol.call(
+        "newAnswer", {"offerId": offer_id, "offererUserName": "alice", "answer": ANSWER}
+    )
+    await alice.wait_for("answerResponse")
+    assert (await bob.call("decline", {"offerId": offer_id}))["error"]["code"] == "not_found"
+
+
+def test_ca_certificate_and_phone_page_are_served(callbox_server: RunningServer) -> None:
+    status, body, headers = callbox_server.get("/ca.pem")
+    assert status == 200 and body == callbox_server.ca_path.read_bytes()
+    assert b"PRIVATE KEY" not in body
+    status, body, _ = callbox_server.get("/phone")
+    assert status == 200 and b'href="/ca.pem"' in body and b"Android" in body
 
 
 async def test_tls_is_verified_against_the_generated_ca(callbox_server: RunningServer) -> None:

@@ -495,7 +495,7 @@ RESTART = {"type": "offer", "sdp": "v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\n"}
 RESTART_ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 5 IN IP4 127.0.0.1\r\n"}
 
 
-async def test_renegotiate_relays_offer_to_answerer_and_answer_to_caller(
+async def test_renegotiate_relays_offers_from_either_side_and_answers_to_the_offerer(
     board: Switchboard,
 ) -> None:
     await join(board, "a", "alice")
@@ -509,11 +509,85 @@ async def test_renegotiate_relays_offer_to_answerer_and_answer_to_caller(
     ]
     outcome = await board.renegotiate("b", {"description": RESTART_ANSWER})
     assert [(d.event, d.to_sid) for d in outcome.deliveries] == [("renegotiate", "a")]
-    assert await code_of(board.renegotiate("b", {"description": RESTART})) == ErrorCode.FORBIDDEN
+    # the answerer may offer too (e.g. to share its screen); the caller answers it
+    outcome = await board.renegotiate("b", {"description": RESTART})
+    assert [(d.event, d.to_sid, d.payload) for d in outcome.deliveries] == [
+        ("renegotiate", "a", {"offerId": "offer1", "description": RESTART, "from": "bob"})
+    ]
+    outcome = await board.renegotiate("a", {"description": RESTART_ANSWER})
+    assert [(d.event, d.to_sid) for d in outcome.deliveries] == [("renegotiate", "b")]
     code = await code_of(board.renegotiate("a", {"offerId": "x", "description": RESTART}))
     assert code == ErrorCode.FORBIDDEN
     code = await code_of(board.renegotiate("a", {"description": {"type": "rollback"}}))
     assert code == ErrorCode.INVALID_PAYLOAD
+
+
+async def test_an_answer_nobody_asked_for_is_refused_and_not_relayed(board: Switchboard) -> None:
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await board.new_offer("a", OFFER)
+    await board.answer("b", {"offerId": "offer1", "answer": ANSWER})
+    for sid in ("a", "b"):
+        code = await code_of(board.renegotiate(sid, {"description": RESTART_ANSWER}))
+        assert code == ErrorCode.FORBIDDEN
+    await board.renegotiate("a", {"description": RESTART})
+    await board.renegotiate("b", {"description": RESTART_ANSWER})
+    # one offer, one answer: a second answer to the same offer is refused
+    assert await code_of(board.renegotiate("b", {"description": RESTART_ANSWER})) == (
+        ErrorCode.FORBIDDEN
+    )
+
+
+async def test_glare_both_offers_are_relayed_and_the_polite_answer_settles_it(
+    board: Switchboard,
+) -> None:
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await board.new_offer("a", OFFER)
+    await board.answer("b", {"offerId": "offer1", "answer": ANSWER})
+    first = await board.renegotiate("a", {"description": RESTART})
+    second = await board.renegotiate("b", {"description": RESTART})
+    assert [d.to_sid for d in first.deliveries + second.deliveries] == ["b", "a"]
+    # bob (the answerer, polite) rolls back and answers alice's offer
+    outcome = await board.renegotiate("b", {"description": RESTART_ANSWER})
+    assert [d.to_sid for d in outcome.deliveries] == ["a"]
+
+
+async def test_renegotiation_state_goes_with_the_call(store: MemoryStore) -> None:
+    board = Switchboard(store, new_id=lambda: "call")
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await board.new_offer("a", OFFER)
+    await board.answer("b", {"offerId": "call", "answer": ANSWER})
+    await board.renegotiate("a", {"description": RESTART})
+    await board.hangup("b", None)
+    with pytest.raises(SignalingError) as info:
+        await store.renegotiation("call", "b", "answer")
+    assert info.value.code == ErrorCode.NOT_IN_CALL
+    assert store.counts()["offers"] == 0
+
+
+async def test_decline_tells_the_offerer_and_leaves_the_offer_waiting(
+    board: Switchboard,
+) -> None:
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await join(board, "c", "carol", room="other")
+    await board.new_offer("a", OFFER)
+    outcome = await board.decline("b", {"offerId": "offer1"})
+    assert outcome.ack == {"ok": True}
+    assert [(d.event, d.to_sid, d.payload) for d in outcome.deliveries] == [
+        ("offerDeclined", "a", {"offerId": "offer1", "by": "bob"})
+    ]
+    session = await board.store.get_session("b")
+    assert session is not None
+    assert [v["offerId"] for v in await board.waiting_views(session)] == ["offer1"]
+    assert await code_of(board.decline("a", {"offerId": "offer1"})) == ErrorCode.FORBIDDEN
+    assert await code_of(board.decline("c", {"offerId": "offer1"})) == ErrorCode.NOT_FOUND
+    assert await code_of(board.decline("b", {"offerId": "nope"})) == ErrorCode.NOT_FOUND
+    assert await code_of(board.decline("b", {})) == ErrorCode.INVALID_PAYLOAD
+    await board.answer("b", {"offerId": "offer1", "answer": ANSWER})
+    assert await code_of(board.decline("b", {"offerId": "offer1"})) == ErrorCode.NOT_FOUND
 
 
 async def test_waiting_views_exclude_own_offer(board: Switchboard) -> None:

@@ -97,9 +97,11 @@ def create_app(
     store: Store | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    ca_path: Path | None = None,
 ) -> web.Application:
     """Build the aiohttp application; nothing is global, everything hangs off the app.
-    ``clock`` is the switchboard's (offer ages), injectable for tests."""
+    ``clock`` is the switchboard's (offer ages), injectable for tests; ``ca_path`` the local
+    CA's certificate served at ``/ca.pem`` (None: the server does not use one)."""
     app = web.Application(middlewares=[_security_headers])
     metrics = Metrics()
 
@@ -133,7 +135,20 @@ def create_app(
         return web.FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def config(request: web.Request) -> web.Response:
-        return web.json_response({"iceServers": [s.to_wire() for s in settings.ice_servers]})
+        user = events.authenticator.bearer(request.headers.get("Authorization"))
+        offer = events.ice.anonymous() if user is None else events.ice.for_user(user)
+        return web.json_response(offer.to_wire(), headers={"Cache-Control": "no-store"})
+
+    async def ca_pem(request: web.Request) -> web.StreamResponse:
+        ca = ca_path
+        if ca is None or not ca.is_file():
+            raise web.HTTPNotFound(text="this server does not use a local CA")
+        return web.FileResponse(
+            ca, headers={"Content-Type": "application/x-pem-file", "Cache-Control": "no-cache"}
+        )
+
+    async def phone(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(root / "phone.html", headers={"Cache-Control": "no-cache"})
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -144,6 +159,8 @@ def create_app(
 
     app.router.add_get("/", index)
     app.router.add_get("/config", config)
+    app.router.add_get("/ca.pem", ca_pem)
+    app.router.add_get("/phone", phone)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_static("/js/", root / "js")

@@ -68,6 +68,21 @@ class Authenticator:
             return "jwt"
         return "password" if self._password is not None else "open"
 
+    def bearer(self, header: str | None) -> str | None:
+        """The user an HTTP ``Authorization: Bearer <password or JWT>`` header speaks for, or
+        None when it does not pass (on an open server everyone passes, as ``guest``)."""
+        if self.mode == "open":
+            return "guest"
+        scheme, _, credential = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            return None
+        credential = credential.strip()
+        guess = Auth(user_name=None, password=credential, room="lobby", token=credential)
+        try:
+            return self.check(guess).user_name or "guest"
+        except SignalingError:
+            return None
+
     def check(self, auth: Auth) -> Auth:
         """The ``auth`` to join with, or ``unauthorized`` / ``forbidden``."""
         if self._algorithms:

@@ -22,6 +22,7 @@ import socketio
 
 from callbox.config import ServerSettings
 from callbox.server.auth import Authenticator
+from callbox.server.ice import IceServers
 from callbox.server.metrics import Metrics
 from callbox.server.presence import Presence
 from callbox.signaling import (
@@ -176,6 +177,7 @@ class SignalingEvents:
         self.outbox = Outbox(sio, self.presence)
         self._grace_tasks: dict[str, asyncio.Task[None]] = {}
         self.authenticator = Authenticator(settings)
+        self.ice = IceServers(settings)
         self.rates = RateLimiter(settings.event_rate, settings.event_burst, clock=clock)
         self.connections = ConnectionCounter(settings.max_connections_per_ip)
         sio.on("connect", self.on_connect)
@@ -186,6 +188,8 @@ class SignalingEvents:
             "newAnswer": switchboard.answer,
             "hangup": switchboard.hangup,
             "renegotiate": switchboard.renegotiate,
+            "decline": switchboard.decline,
+            "iceServers": self.ice_servers,
         }
         for event, method in handlers.items():
             sio.on(event, self._adapter(event, method))
@@ -229,10 +233,12 @@ class SignalingEvents:
             raise socketio.exceptions.ConnectionRefusedError(message, e.to_wire()) from e
         await self.sio.save_session(sid, {"room": session.room, "userName": session.user_name})
         await self.sio.enter_room(sid, room_of(session.room))
+        ice = self.ice.for_user(session.user_name)
         welcome: dict[str, object] = {
             "userName": session.user_name,
             "room": session.room,
-            "iceServers": [s.to_wire() for s in self.settings.ice_servers],
+            "iceServers": ice.servers,
+            "iceServersTtl": ice.ttl,
             "resume": self.presence.token(session.sid),
             "resumed": parsed.resume is not None,
             "offerId": offer_id,
@@ -330,6 +336,13 @@ class SignalingEvents:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def ice_servers(self, session_id: str, payload: object) -> Outcome:
+        """``iceServers``: fresh ICE servers (and TURN credentials) for this session."""
+        session = await self.switchboard.store.get_session(session_id)
+        if session is None:
+            raise SignalingError(ErrorCode.UNAUTHORIZED, "this connection has no session")
+        return Outcome(self.ice.for_user(session.user_name).to_wire())
 
     async def on_unknown(self, event: str, sid: str, *args: object) -> object:
         self.metrics.event("unknown")

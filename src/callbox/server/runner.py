@@ -44,9 +44,11 @@ async def serve(
     context: ssl.SSLContext | None,
     on_ready: Callable[[Listening], None],
     stop: asyncio.Event | None = None,
+    *,
+    ca_path: Path | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop`` is set), then close every session cleanly."""
-    app = create_app(settings)
+    app = create_app(settings, ca_path=ca_path)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
     await runner.setup()
     stop = stop or asyncio.Event()

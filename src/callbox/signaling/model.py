@@ -293,6 +293,11 @@ def parse_hangup(data: object, limits: Limits = DEFAULT_LIMITS) -> str | None:
     return _opt_str(_require_dict(data, "payload"), "offerId", limits.max_field)
 
 
+def parse_offer_id(data: object, limits: Limits = DEFAULT_LIMITS) -> str:
+    """``{offerId}`` (``decline``)."""
+    return _req_str(_require_dict(data, "payload"), "offerId", limits.max_field)
+
+
 def clean_user_name(value: object) -> str | None:
     """Trimmed, 1-64 printable characters; ``None`` when absent or empty (-> guest name)."""
     if value is None:

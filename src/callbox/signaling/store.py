@@ -68,6 +68,14 @@ class Store(Protocol):
         ``too_large`` when the buffer holds ``limit`` candidates already."""
         ...
 
+    async def renegotiation(self, offer_id: str, sid: str, kind: str) -> str:
+        """A ``renegotiate`` description of type ``kind`` from party ``sid`` of the call:
+        returns the other party's sid to relay it to. An offer is always relayed and
+        recorded as unanswered; an answer only when the other party has an unanswered offer
+        out (which it then clears), else ``forbidden``. ``not_in_call`` when the call is
+        gone or not answered yet, or ``sid`` is not one of its parties."""
+        ...
+
     async def remove_offer(self, offer_id: str) -> Offer | None:
         """Remove the offer and unbind both parties; only one concurrent caller gets it."""
         ...
@@ -98,6 +106,8 @@ class MemoryStore:
         self._offers: dict[str, Offer] = {}
         self._bound: dict[str, str] = {}
         self._pending: dict[str, list[Candidate]] = {}
+        #: per answered call, the parties with a renegotiate offer the other has not answered
+        self._renegotiating: dict[str, set[str]] = {}
 
     async def reserve_name(self, session: Session) -> bool:
         key = (session.room, session.user_name.casefold())
@@ -184,8 +194,33 @@ class MemoryStore:
         offer.offer_ice_candidates.append(candidate)
         return None
 
+    async def renegotiation(self, offer_id: str, sid: str, kind: str) -> str:
+        offer = self._offers.get(offer_id)
+        if (
+            offer is None
+            or offer.answerer_sid is None
+            or sid
+            not in (
+                offer.offerer_sid,
+                offer.answerer_sid,
+            )
+        ):
+            raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot renegotiate: not in a call")
+        other = offer.answerer_sid if sid == offer.offerer_sid else offer.offerer_sid
+        waiting = self._renegotiating.setdefault(offer_id, set())
+        if kind == "offer":
+            waiting.add(sid)
+        elif other in waiting:
+            waiting.discard(other)
+        else:
+            raise SignalingError(
+                ErrorCode.FORBIDDEN, "cannot renegotiate: no offer from the other side to answer"
+            )
+        return other
+
     async def remove_offer(self, offer_id: str) -> Offer | None:
         offer = self._offers.pop(offer_id, None)
+        self._renegotiating.pop(offer_id, None)
         if offer is None:
             return None
         for sid in (offer.offerer_sid, offer.answerer_sid):
@@ -218,6 +253,7 @@ class MemoryStore:
         self._offers.clear()
         self._bound.clear()
         self._pending.clear()
+        self._renegotiating.clear()
 
     def counts(self) -> dict[str, int]:
         """Sizes of the internal tables (for leak checks and metrics)."""

@@ -28,6 +28,7 @@ from callbox.signaling.model import (
     parse_candidate_message,
     parse_description,
     parse_hangup,
+    parse_offer_id,
     parse_renegotiate,
 )
 from callbox.signaling.store import Store
@@ -200,26 +201,39 @@ class Switchboard:
         return Outcome([c.to_wire() for c in claimed.offer_ice_candidates], deliveries)
 
     async def renegotiate(self, sid: str, data: object) -> Outcome:
-        """Relay a new offer (caller) or answer (answerer) inside a call: an ICE restart."""
+        """Relay a new offer or its answer inside a call, from either party (screen share, a
+        new track, an ICE restart). An answer goes through only to a party whose offer is
+        unanswered; glare (both offer at once) is settled by the clients (docs/protocol.md:
+        the answerer of the call is the polite side)."""
         msg = parse_renegotiate(data, self.limits)
-        await self._session(sid)
+        session = await self._session(sid)
         offer_id = await self.store.current_offer_id(sid)
-        offer = await self.store.get_offer(offer_id) if offer_id is not None else None
-        if offer is None or offer.answerer_sid is None:
+        if offer_id is None:
             raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot renegotiate: not in a call")
-        if msg.offer_id is not None and msg.offer_id != offer.offer_id:
+        if msg.offer_id is not None and msg.offer_id != offer_id:
             raise SignalingError(ErrorCode.FORBIDDEN, f"offer {msg.offer_id} is not your call")
-        is_offerer = sid == offer.offerer_sid
-        if msg.description.type != ("offer" if is_offerer else "answer"):
-            role = "the caller sends offers" if is_offerer else "the answerer sends answers"
-            raise SignalingError(ErrorCode.FORBIDDEN, f"cannot renegotiate: {role}")
-        if is_offerer:
-            other, by = offer.answerer_sid, offer.offerer_user_name
-        else:
-            other, by = offer.offerer_sid, offer.answerer_user_name or ""
-        log.info("sid=%s call=%s renegotiates (%s)", sid, offer.offer_id, msg.description.type)
-        payload = {"offerId": offer.offer_id, "description": msg.description.to_wire(), "from": by}
+        other = await self.store.renegotiation(offer_id, sid, msg.description.type)
+        log.info("sid=%s call=%s renegotiates (%s)", sid, offer_id, msg.description.type)
+        payload = {
+            "offerId": offer_id,
+            "description": msg.description.to_wire(),
+            "from": session.user_name,
+        }
         return Outcome(OK, [Delivery("renegotiate", payload, to_sid=other)])
+
+    async def decline(self, sid: str, data: object) -> Outcome:
+        """Someone in the room will not answer a waiting offer: its offerer is told; the offer
+        stays waiting for the others."""
+        offer_id = parse_offer_id(data, self.limits)
+        session = await self._session(sid)
+        offer = await self.store.get_offer(offer_id)
+        if offer is None or offer.room != session.room or offer.answered:
+            raise SignalingError(ErrorCode.NOT_FOUND, "cannot decline: no such waiting offer")
+        if offer.offerer_sid == sid:
+            raise SignalingError(ErrorCode.FORBIDDEN, "cannot decline your own offer")
+        log.info("sid=%s declined offer=%s", sid, offer_id)
+        payload = {"offerId": offer_id, "by": session.user_name}
+        return Outcome(OK, [Delivery("offerDeclined", payload, to_sid=offer.offerer_sid)])
 
     async def hangup(self, sid: str, data: object) -> Outcome:
         wanted = parse_hangup(data, self.limits)
