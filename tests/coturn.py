@@ -25,14 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aioice import stun
-from aioice.turn import create_turn_endpoint
+from aioice.turn import TurnTransport, create_turn_endpoint
 
 TURNSERVER = shutil.which("turnserver")
 READY_TIMEOUT = 20.0
@@ -269,40 +269,56 @@ class Allocation:
     code: int | None = None
 
 
-class _Sink(asyncio.DatagramProtocol):
-    """Receives nothing; tells when the relay is closed (the allocation deleted)."""
+class RelayProtocol(asyncio.DatagramProtocol):
+    """What arrives through a relay (``received``); tells when the relay is closed."""
 
     def __init__(self) -> None:
+        self.received: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait((data, addr))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
 
 
+@contextlib.asynccontextmanager
+async def open_relay(
+    host: str, port: int, username: str, password: str, *, transport: str = "udp"
+) -> AsyncIterator[tuple[TurnTransport, RelayProtocol]]:
+    """A TURN allocation (aioice's client, which refreshes it) for the ``with`` block; raises
+    ``stun.TransactionFailed`` when coturn refuses it. Released (deleted) afterwards."""
+    async with asyncio.timeout(15):
+        relay, protocol = await create_turn_endpoint(
+            RelayProtocol,
+            server_addr=(host, port),
+            username=username,
+            password=password,
+            transport=transport,
+        )
+    try:
+        yield relay, protocol
+    finally:
+        relay.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await protocol.closed
+
+
 async def allocate(
     host: str, port: int, username: str, password: str, *, transport: str = "udp"
 ) -> Allocation:
-    """Try a TURN allocation with aioice's client, then release it."""
+    """Try a TURN allocation, then release it."""
     try:
-        async with asyncio.timeout(15):
-            relay, sink = await create_turn_endpoint(
-                _Sink,
-                server_addr=(host, port),
-                username=username,
-                password=password,
-                transport=transport,
-            )
+        async with open_relay(host, port, username, password, transport=transport) as (relay, _):
+            relayed = relay.get_extra_info("sockname")
+            return Allocation((str(relayed[0]), int(relayed[1])))
     except stun.TransactionFailed as e:
         return Allocation(None, str(e), e.response.error_code)
     except (stun.TransactionTimeout, TimeoutError, OSError, ConnectionError) as e:
         return Allocation(None, str(e) or type(e).__name__)
-    relayed = relay.get_extra_info("sockname")
-    relay.close()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(10):
-            await sink.closed
-    return Allocation((str(relayed[0]), int(relayed[1])))
 
 
 def main(argv: Sequence[str]) -> int:
