@@ -1,4 +1,4 @@
-"""The `callbox` command: serve | cert ca | cert create | cert install | call | answer.
+"""The `callbox` command: serve | cert ca | cert create | cert install | call | answer | check.
 
 The only module (with the peer's command layer) that prints or configures logging. Every
 CallboxError becomes one line on stderr: exit 2 for usage, 1 for runtime; tracebacks only
@@ -77,6 +77,17 @@ def _build_parser() -> argparse.ArgumentParser:
     peer_command.add_call_arguments(call)
     answer = commands.add_parser("answer", help="answer a waiting call from Python (aiortc)")
     peer_command.add_answer_arguments(answer)
+
+    from callbox.netcheck import command as check_command
+
+    check = commands.add_parser(
+        "check",
+        help="check that calls through a server can cross NATs (STUN) and firewalls (TURN)",
+        description="Connect to a callbox server like a peer and gather candidates with each "
+        "of its ICE servers: host, srflx (STUN works), relay (TURN works), or why not. "
+        "Exits 1 when TURN is configured but no relay could be allocated.",
+    )
+    check_command.add_check_arguments(check)
     return parser
 
 
@@ -95,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "cert":
             return _cert(args)
+        if args.command == "check":
+            from callbox.netcheck.command import run_check
+
+            return run_check(args)
         from callbox.peer import command as peer_command
 
         if args.command == "call":
