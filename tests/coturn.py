@@ -181,6 +181,40 @@ def _config_lines(
     ]
 
 
+# the settings a test decides, whatever a given configuration says
+_PLUMBING = (
+    "listening-ip",
+    "relay-ip",
+    "listening-port",
+    "tls-listening-port",
+    "min-port",
+    "max-port",
+    "static-auth-secret",
+    "log-file",
+    "syslog",
+    "simple-log",
+    "pidfile",
+    "userdb",
+    "cert",
+    "pkey",
+    "no-tls",
+    "no-dtls",
+    "no-tlsv1",
+    "no-tlsv1_1",
+    "allow-loopback-peers",
+)
+
+
+def _key(line: str) -> str:
+    return line.strip().split("=", 1)[0].strip()
+
+
+def _test_plumbing(ours: Sequence[str], given: Sequence[str]) -> list[str]:
+    kept = [line.strip() for line in given if line.strip() and not line.lstrip().startswith("#")]
+    kept = [line for line in kept if _key(line) not in _PLUMBING]
+    return [*(line for line in ours if _key(line) in _PLUMBING), *kept]
+
+
 def probe(host: str, port: int, prefix: Sequence[str] = ()) -> bool:
     """Does something answer STUN on ``host:port``? With a ``prefix`` (``ip netns exec NS``)
     the request is sent from a child process under it."""
@@ -200,11 +234,14 @@ def start_coturn(
     allow_loopback_peers: bool = True,
     options: Sequence[str] = (),
     prefix: Sequence[str] = (),
+    config: Sequence[str] | None = None,
 ) -> Coturn:
     """Start turnserver and wait until it answers STUN. ``options``: extra turnserver.conf
     lines (e.g. ``"max-allocate-lifetime=30"``, ``"denied-peer-ip=10.0.0.0-10.255.255.255"``).
     ``prefix``: a command to run it under (``("ip", "netns", "exec", NS)``); then give
-    ``port``, which cannot be checked for being free from here."""
+    ``port``, which cannot be checked for being free from here. ``config``: turnserver.conf
+    lines to use instead of the fixture's own (docs/deploy.md's); where to listen and relay,
+    the secret, TLS and the files are still the test's."""
     if TURNSERVER is None:
         pytest.skip("coturn is not installed (apt-get install coturn)")
     secret = secret if secret is not None else secrets.token_urlsafe(24)
@@ -214,6 +251,8 @@ def start_coturn(
     workdir = Path(tempfile.mkdtemp(prefix="callbox-coturn-"))
     extra = [*options, *(["allow-loopback-peers"] if allow_loopback_peers else [])]
     lines = _config_lines(host, port, relay_ip or host, relay_ports, secret, workdir, extra)
+    if config is not None:
+        lines = _test_plumbing(lines, config)
     conf = workdir / "turnserver.conf"
     conf.write_text("\n".join(lines) + "\n")
     conf.chmod(0o600)  # it holds the secret
@@ -282,6 +321,25 @@ class RelayProtocol(asyncio.DatagramProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+
+
+async def create_permission(relay: TurnTransport, peer_ip: str) -> int | None:
+    """Ask coturn for a permission to relay to ``peer_ip``: None when granted, else the
+    STUN error code (403: a denied peer). aioice keeps its TURN client protocol private
+    (it asks for permissions itself, on a send, and reports only a failure): a test needs
+    the precise answer to one request."""
+    client = relay._TurnTransport__inner_protocol  # type: ignore[attr-defined]
+    request = stun.Message(
+        message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST
+    )
+    request.attributes["XOR-PEER-ADDRESS"] = (peer_ip, 0)
+    try:
+        async with asyncio.timeout(10):
+            await client.request_with_retry(request)
+    except stun.TransactionFailed as e:
+        code: int | None = e.response.error_code
+        return code
+    return None
 
 
 @contextlib.asynccontextmanager

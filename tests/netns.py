@@ -25,6 +25,8 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ DENIED_PEER_RANGES = (
     "172.16.0.0-172.31.255.255",
     "192.0.0.0-192.0.0.255",
     "192.168.0.0-192.168.255.255",
+    "198.18.0.0-198.19.255.255",
     "::1",
     "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
@@ -201,9 +204,6 @@ def serve_in(
 ) -> subprocess.Popen[bytes]:
     """Start `callbox serve` inside ``ns`` on ``PUBLIC_IP:port``; ready once it printed its
     banner (nothing outside the namespace can reach it to ask). Stop it with SIGTERM."""
-    import sys
-    import time
-
     argv = [*ns.prefix, sys.executable, "-m", "callbox", "-v", "serve", "--host", PUBLIC_IP]
     argv += ["--port", str(port), "--data-dir", str(data_dir), *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -22,7 +22,15 @@ from tests.coturn import Coturn, start_coturn
 from tests.netns import DENIED_PEER_RANGES, PUBLIC_IP, Network, build, chromium_wrapper, serve_in
 from tests.netns import available as netns_available
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, Person, answer_button, connect_pair, place_call
+from .browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Person,
+    answer_button,
+    connect_pair,
+    load,
+    place_call,
+)
 from .conftest import make_people
 
 pytestmark = pytest.mark.e2e
@@ -123,8 +131,6 @@ class NatWorld:
             )
             who = factory(name, open_page=False)
             who.context.add_init_script(RECORD_STATES)
-            from .browser import load
-
             load(who, server, room)
             people.append(who)
         return people[0], people[1]
@@ -145,11 +151,15 @@ class NatWorld:
         self.network.close()
 
 
-def world(playwright: Playwright, tmp_path: Path, kind: str) -> Iterator[NatWorld]:
+def world(
+    playwright: Playwright, tmp_path: Path, kind: str, kind_b: str | None = None
+) -> Iterator[NatWorld]:
+    """The network (NAT A of ``kind``, NAT B of ``kind_b``, default the same) with a
+    Chromium on each host; everything is removed afterwards."""
     why = netns_available()
     if why is not None or CHROMIUM is None:
         pytest.skip(why or "chromium is not installed")
-    made = NatWorld(build(kind, kind), playwright, tmp_path)
+    made = NatWorld(build(kind, kind_b or kind), playwright, tmp_path)
     try:
         for site in (made.network.a, made.network.b):
             wrapper = chromium_wrapper(site.host, CHROMIUM, tmp_path)
