@@ -106,11 +106,17 @@ class Coturn:
     #: command prefix coturn runs under (e.g. ``ip netns exec NS``)
     prefix: tuple[str, ...] = ()
     relay_ports: tuple[int, int] = (0, 0)
+    #: the TLS port (``turns:``), 0 when started without a certificate
+    tls_port: int = 0
     _stopped: bool = field(default=False, repr=False)
 
     def url(self, transport: str = "udp") -> str:
         """``turn:host:port?transport=udp|tcp`` for ``--turn-url`` or an RTCIceServer."""
         return f"turn:{self.host}:{self.port}?transport={transport}"
+
+    @property
+    def turns_url(self) -> str:
+        return f"turns:{self.host}:{self.tls_port}?transport=tcp"
 
     @property
     def stun_url(self) -> str:
@@ -235,13 +241,15 @@ def start_coturn(
     options: Sequence[str] = (),
     prefix: Sequence[str] = (),
     config: Sequence[str] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Coturn:
     """Start turnserver and wait until it answers STUN. ``options``: extra turnserver.conf
     lines (e.g. ``"max-allocate-lifetime=30"``, ``"denied-peer-ip=10.0.0.0-10.255.255.255"``).
     ``prefix``: a command to run it under (``("ip", "netns", "exec", NS)``); then give
     ``port``, which cannot be checked for being free from here. ``config``: turnserver.conf
     lines to use instead of the fixture's own (docs/deploy.md's); where to listen and relay,
-    the secret, TLS and the files are still the test's."""
+    the secret, TLS and the files are still the test's. ``tls``: (certificate, key) to also
+    listen for TLS (``turns:``) on :attr:`Coturn.tls_port`."""
     if TURNSERVER is None:
         pytest.skip("coturn is not installed (apt-get install coturn)")
     secret = secret if secret is not None else secrets.token_urlsafe(24)
@@ -253,6 +261,11 @@ def start_coturn(
     lines = _config_lines(host, port, relay_ip or host, relay_ports, secret, workdir, extra)
     if config is not None:
         lines = _test_plumbing(lines, config)
+    tls_port = 0
+    if tls is not None:
+        tls_port = free_udp_tcp_port(host)
+        lines = [line for line in lines if line != "no-tls"]
+        lines += [f"tls-listening-port={tls_port}", f"cert={tls[0]}", f"pkey={tls[1]}"]
     conf = workdir / "turnserver.conf"
     conf.write_text("\n".join(lines) + "\n")
     conf.chmod(0o600)  # it holds the secret
@@ -264,6 +277,7 @@ def start_coturn(
     )
     server = Coturn(host, port, secret, process, workdir, prefix=tuple(prefix))
     server.relay_ports = relay_ports
+    server.tls_port = tls_port
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

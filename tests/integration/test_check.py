@@ -13,8 +13,9 @@ from pathlib import Path
 import jwt
 import pytest
 
+from callbox.certs import create_ca, create_leaf
 from tests.conftest import RunningServer, StartServer
-from tests.coturn import Coturn, coturn, free_udp_tcp_port
+from tests.coturn import Coturn, coturn, free_udp_tcp_port, running_coturn
 from tests.integration.test_turn import secret_file
 
 __all__ = ["coturn"]
@@ -118,6 +119,30 @@ def test_no_coturn_fails_and_says_why(
     assert lines[-1].startswith("result: TURN is configured but no relay could be allocated")
     # the servers are probed at once, not one after another (4 x 3 s)
     assert time.monotonic() - started < 60
+
+
+def test_turns_over_tls_is_checked_against_the_ca(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """A coturn with a certificate from callbox's CA: trusted with --ca, refused without."""
+    server = start_server()
+    cert, key = tmp_path / "turn-cert.pem", tmp_path / "turn-key.pem"
+    create_leaf(server.data_dir, ["127.0.0.1"], cert_path=cert, key_path=key)
+    with running_coturn(tls=(cert, key)) as tls_coturn:
+        # signaling over plain HTTP: only the TURN server's certificate is at stake
+        minting = with_turn(
+            start_server, tmp_path, tls_coturn.secret, tls_coturn.turns_url, extra=("--http",)
+        )
+        code, lines = check(minting)
+        assert code == 0, lines
+        assert "TURN works" in line_of(lines, tls_coturn.turns_url + ":")
+        other_ca = tmp_path / "other-ca"
+        other_ca.mkdir()
+        create_ca(other_ca)
+        code, lines = check(minting, "--ca", str(other_ca / "ca.pem"))
+    assert code == 1, lines
+    line = line_of(lines, tls_coturn.turns_url + ":")
+    assert "no relay: TLS certificate of 127.0.0.1 not trusted" in line, line
 
 
 def test_without_turn_it_says_what_works_and_exits_0(start_server: StartServer) -> None:
