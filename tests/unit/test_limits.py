@@ -20,10 +20,11 @@ from callbox.config import ServerSettings, add_serve_arguments, serve_settings_f
 from callbox.errors import ConfigError
 from callbox.server.app import same_origin, sweep_interval
 from callbox.server.auth import Authenticator
-from callbox.server.events import message_size
+from callbox.server.routing import weigh
 from callbox.signaling import Auth, ErrorCode, Limits, MemoryStore, SignalingError, Switchboard
 from callbox.signaling.limits import ConnectionCounter, RateLimiter
 from callbox.signaling.model import parse_auth
+from tests.unit.boards import BySid
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\n"}
@@ -85,27 +86,27 @@ def test_connection_counter_limits_each_address() -> None:
     assert len(conns) == 0
 
 
-def test_message_size_counts_utf8_binary_and_refuses_deep_nesting() -> None:
-    assert message_size(({"a": "é"},), 100) == len('[{"a":"é"}]'.encode())
-    assert message_size((b"\x00" * 50,), 100) == 54
-    assert message_size(("\ud800",), 100) == 7  # a lone surrogate does not crash it
-    deep: object = []
-    for _ in range(100_000):
-        deep = [deep]
-    assert message_size((deep,), 100) == 101
+def test_weigh_is_close_to_the_json_size() -> None:
+    import json
+
+    for value in ({"a": "é" * 100, "b": [1, 2, {"c": None}]}, ["x" * 5000], "s", 3, None):
+        exact = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        assert exact <= weigh(value) <= exact + 32
 
 
 # --- waiting offers per room, offer expiry ------------------------------------------------
 
 
-async def _board(clock: FakeClock, **limits: int) -> tuple[Switchboard, MemoryStore]:
+async def _board(clock: FakeClock, **limits: int) -> tuple[BySid, MemoryStore]:
     store = MemoryStore()
     ids = (f"offer{n}" for n in itertools.count(1))
-    board = Switchboard(store, limits=Limits(**limits), clock=clock, new_id=lambda: next(ids))
+    board = BySid(
+        Switchboard(store, limits=Limits(**limits), clock=clock, new_id=lambda: next(ids))
+    )
     return board, store
 
 
-async def _join(board: Switchboard, sid: str, room: str = "lobby") -> None:
+async def _join(board: BySid, sid: str, room: str = "lobby") -> None:
     await board.join(sid, Auth(user_name=sid, password=None, room=room))
 
 
