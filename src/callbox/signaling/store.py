@@ -100,8 +100,9 @@ class Store(Protocol):
         - the answerer: the caller's sid.
 
         ``caller`` (the client's ``didIOffer``, when it sent one) must agree with the role,
-        and ``offer_id`` (when sent) with the session's offer or call, else ``forbidden``. ``too_large`` when a buffer is full (entries or characters);
-        ``unauthorized`` when the session is gone."""
+        and ``offer_id`` (when sent) with the session's offer or call, else ``forbidden``.
+        ``too_large`` when a buffer is full (entries or characters); ``unauthorized`` when
+        the session is gone."""
         ...
 
     async def claim_offer(
