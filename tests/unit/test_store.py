@@ -195,6 +195,14 @@ def test_bad_resume_fields_are_refused(auth: dict[str, object], code: ErrorCode)
     assert info.value.code == code
 
 
+def test_resume_true_declares_a_resumable_client() -> None:
+    assert parse_auth({"resume": True}).resumable
+    assert parse_auth({"resume": True}).resume is None
+    assert not parse_auth({"resume": False}).resumable
+    assert not parse_auth({}).resumable
+    assert parse_auth({"resume": "tok"}).resumable
+
+
 def test_resume_fields_parse() -> None:
     parsed = parse_auth({"resume": "tok", "lastSeq": 12})
     assert (parsed.resume, parsed.last_seq) == ("tok", 12)

@@ -609,3 +609,22 @@ async def test_waiting_views_exclude_own_offer(board: BySid) -> None:
     session = await board.store.get_session("a")
     assert session is not None
     assert await board.waiting_views(session) == []
+
+
+async def test_a_server_shutdown_tells_both_parties_and_withdraws_quietly(
+    board: BySid,
+) -> None:
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await join(board, "c", "carol")
+    await board.new_offer("a", OFFER)
+    await board.answer("b", {"offerId": "offer1", "answer": ANSWER})
+    await board.new_offer("c", OFFER)
+    deliveries = await board.leave("b", "server-shutdown")
+    assert [(d.event, d.to_sid, d.payload) for d in deliveries] == [
+        ("callEnded", party, {"offerId": "offer1", "reason": "server-shutdown", "by": ""})
+        for party in ("a", "b")
+    ]
+    assert await board.leave("a", "server-shutdown") == []  # told once
+    [withdrawn] = await board.leave("c", "server-shutdown")
+    assert withdrawn.event == "offerRemoved"

@@ -332,8 +332,8 @@ class MemoryMailbox:
             box.token = None
 
     def _hold(self, session_id: str, box: _Box, until: float) -> None:
-        if box.held_until is None:
-            self._held_from[box.address] += 1
+        # only an attached box is detached, and an attached box is never held
+        self._held_from[box.address] += 1
         box.held_until = until
         self._holds[session_id] = until
 

@@ -75,10 +75,6 @@ class Store(Protocol):
 
     async def get_offer(self, offer_id: str) -> Offer | None: ...
 
-    async def find_offer(self, room: str, offerer_user_name: str) -> Offer | None:
-        """The offer (waiting or answered) of the named user in ``room``."""
-        ...
-
     async def waiting_offers(self, room: str) -> list[Offer]:
         """Offers of ``room`` nobody has answered yet, oldest first."""
         ...
@@ -213,8 +209,7 @@ class MemoryStore:
         session = self._sessions.pop(sid, None)
         if session is not None:
             for k in set(names.keys(session.user_name)):
-                if self._names.get((session.room, k)) == sid:
-                    del self._names[(session.room, k)]
+                self._names.pop((session.room, k), None)
         self._pending.pop(sid, None)
         offer_id = self._bound.get(sid)
         offer = self._remove(offer_id) if offer_id is not None else None
@@ -254,10 +249,6 @@ class MemoryStore:
     async def get_offer(self, offer_id: str) -> Offer | None:
         record = self._offers.get(offer_id)
         return record.snapshot() if record else None
-
-    async def find_offer(self, room: str, offerer_user_name: str) -> Offer | None:
-        offer_id = self._by_name.get((room, offerer_user_name))
-        return await self.get_offer(offer_id) if offer_id is not None else None
 
     async def waiting_offers(self, room: str) -> list[Offer]:
         return [self._offers[o].snapshot() for o in self._waiting.get(room, ())]
@@ -397,8 +388,7 @@ class MemoryStore:
         offer = record.snapshot()
         if not offer.answered:
             self._unwait(offer)
-        if self._by_name.get((offer.room, offer.offerer_user_name)) == offer_id:
-            del self._by_name[(offer.room, offer.offerer_user_name)]
+        self._by_name.pop((offer.room, offer.offerer_user_name), None)
         for sid in (offer.offerer_sid, offer.answerer_sid):
             if sid is not None and self._bound.get(sid) == offer_id:
                 del self._bound[sid]
@@ -406,11 +396,10 @@ class MemoryStore:
 
     def _unwait(self, offer: Offer) -> None:
         """The offer no longer waits: out of its room's list and weight."""
-        room = self._waiting.get(offer.room)
-        if room is not None:
-            room.pop(offer.offer_id, None)
-            if not room:
-                del self._waiting[offer.room]
+        room = self._waiting[offer.room]  # only waiting offers stop waiting
+        del room[offer.offer_id]
+        if not room:
+            del self._waiting[offer.room]
         self._all_waiting.pop(offer.offer_id, None)
         weight = self._room_bytes.get(offer.room, 0) - offer.size
         if weight > 0 and offer.room in self._waiting:
