@@ -15,7 +15,7 @@ from tests.conftest import METRICS_TOKEN, RunningServer, _wait_ready, free_port
 def launch(data_dir: Path, log_dir: Path, *extra: str) -> RunningServer:
     port = free_port()
     log_path = log_dir / "serve.log"
-    argv = [sys.executable, "-m", "callbox", "serve", "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "callbox", "-v", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--data-dir", str(data_dir), *extra]
     argv += ["--metrics-token", METRICS_TOKEN]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -48,8 +48,10 @@ async def disconnect_cleanly(sio: socketio.AsyncClient) -> None:
 class Client:
     """One connected test client; ``events[name]`` lists payloads in arrival order."""
 
-    def __init__(self, server: RunningServer) -> None:
+    def __init__(self, server: RunningServer, source: str | None = None) -> None:
         self.server = server
+        #: the local address to connect from (127.0.0.2: another client address than 127.0.0.1)
+        self.source = source
         self.events: dict[str, list[Any]] = defaultdict(list)
         self._changed = asyncio.Event()
         self.disconnected = asyncio.Event()
@@ -67,7 +69,10 @@ class Client:
             if self.server.http
             else ssl.create_default_context(cafile=str(self.server.ca_path))
         )
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+        local = (self.source, 0) if self.source else None
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, local_addr=local)
+        )
         self.sio = socketio.AsyncClient(http_session=self._http, reconnection=False)
         for name in SEED_EVENTS:
             self.sio.on(name, self._recorder(name))
@@ -131,12 +136,14 @@ class Client:
 class Clients:
     """Creates clients for a test and closes them all at the end."""
 
-    def __init__(self, server: RunningServer) -> None:
+    def __init__(self, server: RunningServer, source: str | None = None) -> None:
         self.server = server
+        #: the local address to connect from (127.0.0.2: another client address than 127.0.0.1)
+        self.source = source
         self.all: list[Client] = []
 
     async def __call__(self, server: RunningServer | None = None, **auth: Any) -> Client:
-        client = Client(server or self.server)
+        client = Client(server or self.server, self.source)
         self.all.append(client)
         return await client.connect(**auth)
 

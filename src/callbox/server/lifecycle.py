@@ -137,6 +137,7 @@ class Lifecycle:
             return False
         address = address_key(hub.client_address(environ))
         environ["callbox.address"] = address
+        log.debug("engine.io %s from %s", eio_sid, address)
         try:
             held = await hub.mailbox.held_from(address)
         except StoreUnavailable:

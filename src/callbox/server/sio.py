@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import fcntl
 import logging
+import struct
+import termios
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +38,8 @@ import engineio
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+from callbox.server.routing import weigh
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +75,8 @@ class Guard(Protocol):
 class Budget:
     """Unsent bytes a socket may have queued, and all the sockets of one address together."""
 
-    socket_bytes: int = 8 * 1024 * 1024
-    address_bytes: int = 16 * 1024 * 1024
+    socket_bytes: int = 4 * 1024 * 1024
+    address_bytes: int = 8 * 1024 * 1024
     #: below this a socket's queue is not looked at (the common case: nothing queued)
     check_above: int = 256 * 1024
 
@@ -213,8 +218,9 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 return
             await self.eio.send(eio_sid, part)
 
-    def queued_bytes(self, eio_sid: str) -> int:
-        """Unsent bytes of one socket: engine.io's queue, plus its transport's write buffer."""
+    def queued_bytes(self, eio_sid: str, *, kernel: bool = False) -> int:
+        """Unsent bytes of one socket: engine.io's queue, plus its transport's write buffer,
+        plus (``kernel``) what the kernel holds because the client does not take it."""
         sock = self.eio.sockets.get(eio_sid)
         if sock is None:
             return 0
@@ -224,26 +230,20 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             for item in tuple(sock.queue._queue):
                 data = getattr(item, "data", None)
                 queued += len(data) if isinstance(data, str | bytes) else 16
-        request = self.eio.websocket_requests.get(eio_sid)
-        if request is None:
-            request = self.environ.get(eio_sid, {}).get("aiohttp.request")
-        transport = getattr(request, "transport", None)
-        if transport is not None and not transport.is_closing():
-            queued += transport.get_write_buffer_size()
-        return int(queued)
+        return int(queued + unsent(self._transport(eio_sid), kernel=kernel))
 
     def within_budget(self, eio_sid: str, size: int) -> bool:
         """Whether ``size`` more bytes may be queued for the socket; a socket past its budget
         (or whose address is past its own) is disconnected and False returned."""
         budget = self.budget
-        mine = self.queued_bytes(eio_sid) + size
-        if mine <= budget.check_above:
+        if self.queued_bytes(eio_sid) + size <= budget.check_above:
             return True
+        mine = self.queued_bytes(eio_sid, kernel=True) + size
         over = mine > budget.socket_bytes
         if not over:
             address = self._address_of.get(eio_sid)
             peers = self._sockets_of.get(address, set()) if address else set()
-            total = mine + sum(self.queued_bytes(s) for s in peers if s != eio_sid)
+            total = mine + sum(self.queued_bytes(s, kernel=True) for s in peers if s != eio_sid)
             over = total > budget.address_bytes
         if over:
             self.guard.refused(eio_sid, "send_budget", f"{mine} bytes unsent")
@@ -307,6 +307,34 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             task.cancel()
 
 
+def unsent(transport: Any, *, kernel: bool = False) -> int:
+    """Bytes a transport still holds for its peer. Over TLS, asyncio's transport counts only
+    what TLS has not encrypted yet: a large message is encrypted at once and waits in the TCP
+    transport underneath, which asyncio does not expose (``_ssl_protocol._transport``), so
+    both are read here. With ``kernel``, the socket's kernel send queue too (Linux
+    ``TIOCOUTQ``): a client that does not read leaves several MiB there before asyncio buffers
+    anything. tests/integration/test_hardening.py proves the count with such a client."""
+    if transport is None or transport.is_closing():
+        return 0
+    size = int(transport.get_write_buffer_size())
+    raw = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if raw is not None and raw is not transport and hasattr(raw, "get_write_buffer_size"):
+        size += int(raw.get_write_buffer_size())
+    if kernel:
+        size += _kernel_queue(transport.get_extra_info("socket"))
+    return size
+
+
+def _kernel_queue(sock: Any) -> int:
+    if sock is None or not hasattr(termios, "TIOCOUTQ"):
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
 class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
     """Emits to every recipient in turn, without a task per recipient, the packet encoded
     once per emit; each send is checked against the recipient's budget."""
@@ -334,6 +362,14 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
             args = [data]
         else:
             args = []
+        server: CallboxSocketServer = self.server
+        recipients = [
+            (sid, eio_sid)
+            for sid, eio_sid in self.get_participants(namespace, room)
+            if sid != skip_sid
+        ]
+        if len(recipients) == 1 and not server.within_budget(recipients[0][1], weigh(args)):
+            return  # refused before the work of encoding it
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
         encoded = pkt.encode()
         parts = (
@@ -342,10 +378,7 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
             else [eio_packet.Packet(eio_packet.MESSAGE, encoded)]
         )
         size = sum(len(p.data) for p in parts)
-        server: CallboxSocketServer = self.server
-        for sid, eio_sid in list(self.get_participants(namespace, room)):
-            if sid == skip_sid:
-                continue
+        for _, eio_sid in recipients:
             if not server.within_budget(eio_sid, size):
                 continue
             for part in parts:

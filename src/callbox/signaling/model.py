@@ -73,7 +73,7 @@ class Limits:
     max_waiting_offers: int = 100
     #: characters of the waiting offers of one room (SDP and buffered candidates): what a
     #: newcomer's ``availableOffers`` can weigh
-    max_room_offer_bytes: int = 4 * 1024 * 1024
+    max_room_offer_bytes: int = 2 * 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()
