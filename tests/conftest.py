@@ -104,9 +104,13 @@ def start_server(
     started: list[RunningServer] = []
 
     def start(
-        *extra: str, data_dir: Path | None = None, metrics_token: str | None = METRICS_TOKEN
+        *extra: str,
+        data_dir: Path | None = None,
+        metrics_token: str | None = METRICS_TOKEN,
+        port: int | None = None,
     ) -> RunningServer:
-        port = free_port()
+        """``port``: a given one (e.g. the port of a server that was just stopped)."""
+        port = port or free_port()
         data = data_dir or shared_data_dir
         log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
         http = "--http" in extra

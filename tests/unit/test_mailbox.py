@@ -51,7 +51,7 @@ async def test_the_log_is_bounded_in_entries_and_in_bytes() -> None:
 
 async def test_resume_hands_over_what_came_after_last_seq_and_rotates_the_token() -> None:
     box = MemoryMailbox()
-    token = await box.open("a", HERE, resumable=True, address="ip", identity="alice")
+    token = await box.open("a", HERE, resumable=True, address="ip", identity="alice", room="r")
     assert token is not None
     for n in range(4):
         await box.post("a", "e", n, 1)
@@ -59,7 +59,11 @@ async def test_resume_hands_over_what_came_after_last_seq_and_rotates_the_token(
     assert await box.held_from("ip") == 1
     posted = await box.post("a", "e", 4, 1)
     assert posted is not None and posted.to is None  # held: kept for the resume
-    ticket = await box.resume(token, THERE, last_seq=2)
+    for who, room in (("mallory", None), ("alice", "elsewhere")):
+        with pytest.raises(SignalingError) as refused:
+            await box.resume(token, THERE, last_seq=2, identity=who, room=room)
+        assert refused.value.code is ErrorCode.FORBIDDEN  # and the token still works:
+    ticket = await box.resume(token, THERE, last_seq=2, identity="alice", room="r")
     assert [x.seq for x in ticket.letters] == [3, 4, 5] and ticket.next_seq == 6
     assert (ticket.rate, ticket.identity, ticket.address, ticket.lost) == (
         (3.0, 7.0),
@@ -69,12 +73,12 @@ async def test_resume_hands_over_what_came_after_last_seq_and_rotates_the_token(
     )
     assert ticket.token != token and await box.held_from("ip") == 0
     with pytest.raises(SignalingError) as info:
-        await box.resume(token, HERE, None)  # single use
+        await box.resume(token, HERE, None, identity="alice")  # single use
     assert info.value.code is ErrorCode.UNAUTHORIZED
     # without last_seq: everything since the drop was noticed
     assert await box.detach("a", THERE, hold_until=50.0, rate=None)
     await box.post("a", "e", 5, 1)
-    again = await box.resume(ticket.token, HERE, last_seq=None)
+    again = await box.resume(ticket.token, HERE, last_seq=None, identity="alice")
     assert [x.seq for x in again.letters] == [6]
 
 

@@ -232,6 +232,7 @@ class Lifecycle:
                 resumable=auth.resumable,
                 address=address,
                 identity=auth.identity,
+                room=session.room,
             )
         except BaseException:
             await hub.switchboard.leave(session.sid)
@@ -244,7 +245,13 @@ class Lifecycle:
         hub = self.hub
         at = At(hub.node, sid)
         try:
-            ticket = await hub.mailbox.resume(parsed.resume or "", at, parsed.last_seq)
+            ticket = await hub.mailbox.resume(
+                parsed.resume or "",
+                at,
+                parsed.last_seq,
+                identity=checked.identity,
+                room=checked.pinned_room,
+            )
         except SignalingError as e:
             if e.code is ErrorCode.UNAUTHORIZED:
                 hub.failures.failed(address)
@@ -254,16 +261,6 @@ class Lifecycle:
             why = "its session is gone" if session is None else "events it missed are gone"
             await self._finish(ticket.session_id)
             raise SignalingError(ErrorCode.UNAUTHORIZED, f"cannot resume: {why}")
-        if hub.authenticator.mode == "jwt" and (
-            checked.identity != ticket.identity
-            or (checked.pinned_room is not None and checked.pinned_room != session.room)
-        ):
-            await hub.mailbox.detach(
-                ticket.session_id, at, hold_until=time.time() + hub.settings.resume_grace, rate=None
-            )
-            raise SignalingError(
-                ErrorCode.FORBIDDEN, "the token is for another user or room than this session"
-            )
         await self._replace(ticket)
         if ticket.rate is not None:
             tokens, when = ticket.rate

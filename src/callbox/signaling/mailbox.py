@@ -98,10 +98,17 @@ class Ticket:
 
 class Mailbox(Protocol):
     async def open(
-        self, session_id: str, at: At, *, resumable: bool, address: str, identity: str | None
+        self,
+        session_id: str,
+        at: At,
+        *,
+        resumable: bool,
+        address: str,
+        identity: str | None,
+        room: str = "",
     ) -> str | None:
         """A new session on socket ``at``; returns its first resume token (None when the
-        client cannot resume)."""
+        client cannot resume). ``identity`` and ``room`` are what a resume must match."""
         ...
 
     async def post(self, session_id: str, event: str, payload: object, size: int) -> Posted | None:
@@ -120,9 +127,19 @@ class Mailbox(Protocol):
         is gone. False (and nothing changes) when ``at`` no longer holds the session."""
         ...
 
-    async def resume(self, token: str, at: At, last_seq: int | None) -> Ticket:
+    async def resume(
+        self,
+        token: str,
+        at: At,
+        last_seq: int | None,
+        *,
+        identity: str | None = None,
+        room: str | None = None,
+    ) -> Ticket:
         """Rebind the session of ``token`` to socket ``at``. ``unauthorized`` when the token
-        is unknown, used, or its hold has run out."""
+        is unknown, used, or its hold has run out; ``forbidden`` (and nothing changes, the
+        token stays good for its owner) when ``identity`` is not the session's, or ``room``
+        is given and is not the session's room."""
         ...
 
     async def expired(self, now: float) -> list[str]:
@@ -167,6 +184,7 @@ class _Box:
     resumable: bool
     address: str
     identity: str | None
+    room: str = ""
     token: str | None = None
     seq: int = 0
     log: deque[Letter] = field(default_factory=deque)
@@ -191,9 +209,16 @@ class MemoryMailbox:
         self._held_from: Counter[str] = Counter()
 
     async def open(
-        self, session_id: str, at: At, *, resumable: bool, address: str, identity: str | None
+        self,
+        session_id: str,
+        at: At,
+        *,
+        resumable: bool,
+        address: str,
+        identity: str | None,
+        room: str = "",
     ) -> str | None:
-        box = _Box(at=at, resumable=resumable, address=address, identity=identity)
+        box = _Box(at=at, resumable=resumable, address=address, identity=identity, room=room)
         self._boxes[session_id] = box
         return self._issue(session_id, box) if resumable else None
 
@@ -230,12 +255,25 @@ class MemoryMailbox:
         self._hold(session_id, box, hold_until)
         return True
 
-    async def resume(self, token: str, at: At, last_seq: int | None) -> Ticket:
+    async def resume(
+        self,
+        token: str,
+        at: At,
+        last_seq: int | None,
+        *,
+        identity: str | None = None,
+        room: str | None = None,
+    ) -> Ticket:
         session_id = self._tokens.get(token_key(token))
         box = self._boxes.get(session_id) if session_id is not None else None
         if session_id is None or box is None:
             raise SignalingError(
                 ErrorCode.UNAUTHORIZED, "resume token not valid: unknown, used or expired"
+            )
+        if identity != box.identity or (room is not None and room != box.room):
+            raise SignalingError(
+                ErrorCode.FORBIDDEN,
+                "the credentials are for another user or room than this session",
             )
         replaced = box.at
         if replaced is not None:  # still attached: the old socket died unnoticed
