@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_server import RedisServer
+
 STARTUP_TIMEOUT = 30.0
 #: what the test servers accept on /metrics (whatever their auth), unless a test says otherwise
 METRICS_TOKEN = "test-metrics-token"
@@ -85,6 +87,15 @@ def _wait_ready(server: RunningServer) -> None:
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"callbox serve not ready in {STARTUP_TIMEOUT}s ({last}):\n{server.log()}")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session; tests keep apart by key prefix (or by nodes
+    of their own on a fresh database)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
