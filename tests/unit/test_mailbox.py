@@ -189,3 +189,16 @@ async def test_close_forgets_everything() -> None:
     assert box.counts() == {"mailboxes": 1, "tokens": 1, "held": 1, "letters": 0}
     await box.close()
     assert set(box.counts().values()) == {0}
+
+
+async def test_the_sessions_of_a_dead_node_are_held_or_ended(make_box: MakeBox) -> None:
+    box = make_box()
+    await box.open("a", At("dead", "s1"), resumable=True, address="ip", identity=None)
+    await box.open("b", At("dead", "s2"), resumable=False, address="ip", identity=None)
+    await box.open("c", At("alive", "s3"), resumable=True, address="ip", identity=None)
+    assert await box.release("a", "dead", hold_until=50.0) == "held"
+    assert await box.release("b", "dead", hold_until=50.0) == "ended"
+    assert await box.release("c", "dead", hold_until=50.0) == ""  # not on that node
+    assert await box.release("a", "dead", hold_until=50.0) == ""  # taken over already
+    assert await box.sessions_on("dead") == []
+    assert await box.expired(60.0) == ["a"]

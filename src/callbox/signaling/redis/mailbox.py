@@ -220,5 +220,11 @@ class RedisMailbox:
             raise StoreUnavailable() from e
         return sorted(_decode(m) for m in members)
 
+    async def release(self, session_id: str, node: str, *, hold_until: float) -> str:
+        result = await self.scripts.run(
+            "m_release", session_id, node, repr(hold_until), int(self.grace) + 60
+        )
+        return str(result)
+
     async def close(self) -> None:
         """The client is shared with the store and the bus: the app closes it."""

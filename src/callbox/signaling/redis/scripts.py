@@ -33,6 +33,7 @@ _NAMES = (
     "m_drop",
     "m_ack",
     "m_cached_ack",
+    "m_release",
 )
 
 
