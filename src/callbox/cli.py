@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             settings = serve_settings_from(args)
             secrets.add(settings.password, settings.jwt_secret, settings.turn_secret)
+            secrets.add(settings.metrics_token, _url_password(settings.redis_url))
             return _serve(settings)
         if args.command == "cert":
             return _cert(args)
@@ -127,6 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def _url_password(url: str | None) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def _data_dir(value: Path | None) -> Path:

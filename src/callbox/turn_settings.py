@@ -21,6 +21,10 @@ MIN_TURN_TTL = 10
 MAX_TURN_TTL = 7 * 86400
 
 
+#: the settings (and argparse dests, ``turn_url`` for ``turn_urls``) of this block
+TURN_FLAGS = ("turn_urls", "turn_secret", "turn_secret_file", "turn_ttl", "stun_port", "stun_host")
+
+
 def add_turn_arguments(parser: argparse.ArgumentParser) -> None:
     """TURN credentials minted for coturn, and the built-in STUN server."""
     turn = parser.add_argument_group("TURN and STUN (calls across NATs and firewalls)")
