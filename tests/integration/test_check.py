@@ -20,6 +20,14 @@ from tests.integration.test_turn import secret_file
 
 __all__ = ["coturn"]
 
+
+@pytest.fixture
+def backend() -> str:
+    """What is tested here (coturn, STUN, the check's probes) does not depend on where the
+    server keeps its state: the in-memory backend only (test_turn.py runs on both)."""
+    return "memory"
+
+
 WAIT = "3"  # seconds per ICE server: the "timeout" case waits this long
 
 

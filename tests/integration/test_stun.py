@@ -11,10 +11,18 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
 from aioice import stun
 
 from tests.conftest import StartServer, free_port
 from tests.coturn import free_udp_tcp_port
+
+
+@pytest.fixture
+def backend() -> str:
+    """What is tested here (coturn, STUN, the check's probes) does not depend on where the
+    server keeps its state: the in-memory backend only (test_turn.py runs on both)."""
+    return "memory"
 
 
 def free_udp_port() -> int:

@@ -80,7 +80,7 @@ async def test_each_session_gets_its_own_credentials_valid_for_the_ttl(
         start_server, coturn, tmp_path, "--turn-ttl", "600", "--ice-server", "stun:192.0.2.1:3478"
     )
     before = time.time()
-    alice = await clients(server, userName="alice: the first")
+    alice = await clients(server, userName="alice: the first", resume=True)
     bob = await clients(server, userName="bob")
     welcomes = [c.events["welcome"][0] for c in (alice, bob)]
     ids = set()

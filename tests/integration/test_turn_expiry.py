@@ -33,6 +33,13 @@ TTL = 10  # callbox's smallest --turn-ttl
 
 
 @pytest.fixture
+def backend() -> str:
+    """What is tested here (coturn, STUN, the check's probes) does not depend on where the
+    server keeps its state: the in-memory backend only (test_turn.py runs on both)."""
+    return "memory"
+
+
+@pytest.fixture
 def short_lived_coturn() -> Iterator[Coturn]:
     with running_coturn(options=[f"max-allocate-lifetime={ALLOCATION_LIFETIME}"]) as server:
         yield server
