@@ -156,7 +156,7 @@ def callbox_has_redis() -> bool:
     return re.search(r"--redis\b", done.stdout) is not None
 
 
-def start_callbox(name: str = "callbox", redis_url: str | None = None) -> Server:
+def start_callbox(name: str = "callbox", redis_url: str | None = None, pin: bool = True) -> Server:
     port = free_port()
     tmp = tempfile.TemporaryDirectory(prefix=f"callbox-bench-{name}-")
     argv = [sys.executable, "-m", "callbox", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -165,7 +165,8 @@ def start_callbox(name: str = "callbox", redis_url: str | None = None) -> Server
         argv += ["--redis", redis_url]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("CALLBOX_PASSWORD", None)
-    server = _spawn(name, pinned(SERVER_CORE, argv), f"http://127.0.0.1:{port}", env, tmp)
+    argv = pinned(SERVER_CORE, argv) if pin else argv
+    server = _spawn(name, argv, f"http://127.0.0.1:{port}", env, tmp)
     _wait_http(server, "/healthz")
     return server
 
