@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 STARTUP_TIMEOUT = 30.0
+#: what the test servers accept on /metrics (whatever their auth), unless a test says otherwise
+METRICS_TOKEN = "test-metrics-token"
 
 
 def free_port() -> int:
@@ -34,6 +36,8 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     http: bool = False
+    #: the --metrics-token it was started with (sent by get() for /metrics)
+    metrics_token: str | None = None
 
     @property
     def ca_path(self) -> Path:
@@ -45,9 +49,14 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def get(self, path: str) -> tuple[int, bytes, dict[str, str]]:
+    def get(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
         context = None if self.http else self.ssl_context()
-        with urllib.request.urlopen(self.url + path, context=context, timeout=5) as r:
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        if path.startswith("/metrics") and self.metrics_token and headers is None:
+            request.add_header("Authorization", f"Bearer {self.metrics_token}")
+        with urllib.request.urlopen(request, context=context, timeout=5) as r:
             return r.status, r.read(), dict(r.headers)
 
     def stop(self) -> int:
@@ -94,19 +103,29 @@ def start_server(
     """Factory: start `callbox serve` with extra arguments; all are stopped after the test."""
     started: list[RunningServer] = []
 
-    def start(*extra: str, data_dir: Path | None = None) -> RunningServer:
-        port = free_port()
+    def start(
+        *extra: str,
+        data_dir: Path | None = None,
+        metrics_token: str | None = METRICS_TOKEN,
+        port: int | None = None,
+    ) -> RunningServer:
+        """``port``: a given one (e.g. the port of a server that was just stopped)."""
+        port = port or free_port()
         data = data_dir or shared_data_dir
         log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
         http = "--http" in extra
         argv = [sys.executable, "-m", "callbox", "-v", "serve", "--host", "127.0.0.1"]
         argv += ["--port", str(port), "--data-dir", str(data), *extra]
+        if metrics_token is not None:
+            argv += ["--metrics-token", metrics_token]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("CALLBOX_PASSWORD", None)
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         scheme = "http" if http else "https"
-        server = RunningServer(f"{scheme}://127.0.0.1:{port}", port, data, process, log_path, http)
+        server = RunningServer(
+            f"{scheme}://127.0.0.1:{port}", port, data, process, log_path, http, metrics_token
+        )
         started.append(server)
         _wait_ready(server)
         return server

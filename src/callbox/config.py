@@ -24,6 +24,13 @@ DEFAULT_MAX_WAITING_OFFERS = 100
 DEFAULT_EVENT_RATE = 20.0
 DEFAULT_EVENT_BURST = 100
 DEFAULT_MAX_CONNECTIONS_PER_IP = 50
+# Hardening (docs/protocol.md, "Memory and connection budgets")
+DEFAULT_DRAIN_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_QUEUED_BYTES_PER_IP = 8 * 1024 * 1024
+DEFAULT_MAX_LOG_BYTES = 256 * 1024
+DEFAULT_MAX_ROOM_OFFER_BYTES = 2 * 1024 * 1024
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 _N = TypeVar("_N", int, float)
 
@@ -68,6 +75,20 @@ class ServerSettings:
     event_rate: float = DEFAULT_EVENT_RATE
     event_burst: int = DEFAULT_EVENT_BURST
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
+    #: proxies (CIDRs) whose X-Forwarded-For / X-Forwarded-Proto are believed
+    trusted_proxies: tuple[str, ...] = ()
+    #: how long a SIGTERM may take, whatever clients do
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    #: deadline for a TLS handshake, a request's headers and the socket.io CONNECT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    max_queued_bytes_per_ip: int = DEFAULT_MAX_QUEUED_BYTES_PER_IP
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+    max_room_offer_bytes: int = DEFAULT_MAX_ROOM_OFFER_BYTES
+    #: a bearer token for /metrics (scrapers); without one /metrics follows the server's auth
+    metrics_token: str | None = None
+    #: also walk the heap for /metrics (slow: for leak hunts, not production)
+    debug_metrics: bool = False
 
     @property
     def jwt(self) -> bool:
@@ -194,6 +215,128 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"connected sessions per client address (default {DEFAULT_MAX_CONNECTIONS_PER_IP})",
     )
+    add_hardening_arguments(parser)
+
+
+def add_hardening_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="CIDR",
+        help="a reverse proxy whose X-Forwarded-For / X-Forwarded-Proto headers are believed, "
+        "repeatable (default none: the TCP peer is the client)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"on SIGTERM, stop within this long whatever clients do "
+        f"(default {DEFAULT_DRAIN_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="deadline for a TLS handshake, a request's headers and the socket.io CONNECT after "
+        f"the engine.io handshake (default {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-queued-bytes",
+        type=int,
+        help="unsent bytes one socket may have queued before it is disconnected "
+        f"(default {DEFAULT_MAX_QUEUED_BYTES})",
+    )
+    parser.add_argument(
+        "--max-queued-bytes-per-ip",
+        type=int,
+        help="unsent bytes all sockets of one address may have queued "
+        f"(default {DEFAULT_MAX_QUEUED_BYTES_PER_IP})",
+    )
+    parser.add_argument(
+        "--max-log-bytes",
+        type=int,
+        help=f"bytes of events kept per session for a resume (default {DEFAULT_MAX_LOG_BYTES})",
+    )
+    parser.add_argument(
+        "--max-room-offer-bytes",
+        type=int,
+        help="characters of waiting offers (SDP and buffered candidates) one room may hold "
+        f"(default {DEFAULT_MAX_ROOM_OFFER_BYTES})",
+    )
+    parser.add_argument(
+        "--metrics-token",
+        help="bearer token that opens /metrics (default none: /metrics asks for the server's "
+        "password or JWT when it has one, and is open otherwise); also $CALLBOX_METRICS_TOKEN",
+    )
+    parser.add_argument(
+        "--debug-metrics",
+        action="store_true",
+        default=None,
+        help="also count the Python heap's objects at every scrape (slow; for leak hunts)",
+    )
+
+
+_HARDENING_FLAGS = (
+    "trusted_proxy",
+    "drain_timeout",
+    "connect_timeout",
+    "max_queued_bytes",
+    "max_queued_bytes_per_ip",
+    "max_log_bytes",
+    "max_room_offer_bytes",
+    "metrics_token",
+    "debug_metrics",
+)
+
+
+def _hardening(values: Mapping[str, Any]) -> dict[str, Any]:
+    raw_proxies = values.get("trusted_proxies") or ()
+    if isinstance(raw_proxies, str) or not isinstance(raw_proxies, Sequence):
+        raise ConfigError("trusted_proxies must be a list of addresses or CIDRs")
+    kib = 1024
+    token = values.get("metrics_token")
+    return {
+        "trusted_proxies": tuple(parse_cidr(str(p)) for p in raw_proxies),
+        "drain_timeout": _number(
+            values, "drain_timeout", DEFAULT_DRAIN_TIMEOUT, float, minimum=0.5
+        ),
+        "connect_timeout": _number(
+            values, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, float, minimum=1
+        ),
+        "max_queued_bytes": _number(
+            values, "max_queued_bytes", DEFAULT_MAX_QUEUED_BYTES, int, minimum=256 * kib
+        ),
+        "max_queued_bytes_per_ip": _number(
+            values,
+            "max_queued_bytes_per_ip",
+            DEFAULT_MAX_QUEUED_BYTES_PER_IP,
+            int,
+            minimum=256 * kib,
+        ),
+        "max_log_bytes": _number(
+            values, "max_log_bytes", DEFAULT_MAX_LOG_BYTES, int, minimum=16 * kib
+        ),
+        "max_room_offer_bytes": _number(
+            values, "max_room_offer_bytes", DEFAULT_MAX_ROOM_OFFER_BYTES, int, minimum=64 * kib
+        ),
+        "metrics_token": str(token) if token else None,
+        "debug_metrics": _flag(values.get("debug_metrics", False)),
+    }
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def parse_cidr(value: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError as e:
+        raise ConfigError(f"--trusted-proxy {value!r}: not an address or CIDR") from e
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -229,6 +372,15 @@ _SETTING_KEYS = (
     "event_rate",
     "event_burst",
     "max_connections_per_ip",
+    "trusted_proxies",
+    "drain_timeout",
+    "connect_timeout",
+    "max_queued_bytes",
+    "max_queued_bytes_per_ip",
+    "max_log_bytes",
+    "max_room_offer_bytes",
+    "metrics_token",
+    "debug_metrics",
 )
 
 
@@ -238,11 +390,11 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         value = env.get(f"CALLBOX_{key.upper()}")
         if value is not None and value != "":
             out[key] = value
-    for key in ("ice_servers", "allowed_origins"):
+    for key in ("ice_servers", "allowed_origins", "trusted_proxies"):
         if key in out:
             out[key] = out[key].split()
     if "http" in out:
-        out["http"] = out["http"].lower() in ("1", "true", "yes", "on")
+        out["http"] = _flag(out["http"])
     return out
 
 
@@ -274,6 +426,10 @@ def serve_settings_from(
         "event_rate": args.event_rate,
         "event_burst": args.event_burst,
         "max_connections_per_ip": args.max_connections_per_ip,
+        **{
+            ("trusted_proxies" if f == "trusted_proxy" else f): getattr(args, f, None)
+            for f in _HARDENING_FLAGS
+        },
     }
     merged.update({k: v for k, v in flags.items() if v is not None})
     unknown = set(merged) - set(flags)
@@ -335,6 +491,7 @@ def _build(values: Mapping[str, Any]) -> ServerSettings:
         max_connections_per_ip=_number(
             values, "max_connections_per_ip", DEFAULT_MAX_CONNECTIONS_PER_IP, int, minimum=1
         ),
+        **_hardening(values),
     )
 
 

@@ -7,7 +7,8 @@ CallboxError
 ├── CertError              certificates (callbox.certs)
 │   ├── CANotFound         no CA in the data dir where one is needed
 │   ├── CAKeyMissing       the CA certificate exists but its key does not
-│   └── CertWriteError     a file could not be written
+│   ├── CertWriteError     a file could not be written
+│   └── UnsafeFile         a file or dir others could have planted or can change
 └── PeerError              Python peers (callbox.peer)
     ├── NegotiationError   offer/answer/ICE failed
     └── PeerTimeout        a wait ran out (no offer, no connection)
@@ -38,6 +39,10 @@ class CAKeyMissing(CertError):
 
 class CertWriteError(CertError):
     """A certificate or key file could not be written."""
+
+
+class UnsafeFile(CertError):
+    """A certificate, key or data dir that another user owns or can write."""
 
 
 class PeerError(CallboxError):

@@ -9,19 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import RunningServer, _wait_ready, free_port
+from tests.conftest import METRICS_TOKEN, RunningServer, _wait_ready, free_port
 
 
 def launch(data_dir: Path, log_dir: Path, *extra: str) -> RunningServer:
     port = free_port()
     log_path = log_dir / "serve.log"
-    argv = [sys.executable, "-m", "callbox", "serve", "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "callbox", "-v", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--data-dir", str(data_dir), *extra]
+    argv += ["--metrics-token", METRICS_TOKEN]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("CALLBOX_PASSWORD", None)
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    server = RunningServer(f"https://127.0.0.1:{port}", port, data_dir, process, log_path)
+    server = RunningServer(
+        f"https://127.0.0.1:{port}", port, data_dir, process, log_path, metrics_token=METRICS_TOKEN
+    )
     _wait_ready(server)
     return server
 

@@ -48,8 +48,17 @@ async def disconnect_cleanly(sio: socketio.AsyncClient) -> None:
 class Client:
     """One connected test client; ``events[name]`` lists payloads in arrival order."""
 
-    def __init__(self, server: RunningServer) -> None:
+    def __init__(
+        self,
+        server: RunningServer,
+        source: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.server = server
+        #: the local address to connect from (127.0.0.2: another client address than 127.0.0.1)
+        self.source = source
+        #: extra HTTP headers of the connection (e.g. X-Forwarded-For)
+        self.headers = headers or {}
         self.events: dict[str, list[Any]] = defaultdict(list)
         self._changed = asyncio.Event()
         self.disconnected = asyncio.Event()
@@ -67,7 +76,10 @@ class Client:
             if self.server.http
             else ssl.create_default_context(cafile=str(self.server.ca_path))
         )
-        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+        local = (self.source, 0) if self.source else None
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, local_addr=local)
+        )
         self.sio = socketio.AsyncClient(http_session=self._http, reconnection=False)
         for name in SEED_EVENTS:
             self.sio.on(name, self._recorder(name))
@@ -76,7 +88,11 @@ class Client:
         self.sio.on("connect_error", refused.append)
         try:
             await self.sio.connect(
-                self.server.url, auth=auth, transports=["websocket"], wait_timeout=wait
+                self.server.url,
+                auth=auth,
+                transports=["websocket"],
+                wait_timeout=wait,
+                headers=self.headers,
             )
         except socketio.exceptions.ConnectionError as e:
             await self.close()
@@ -131,12 +147,20 @@ class Client:
 class Clients:
     """Creates clients for a test and closes them all at the end."""
 
-    def __init__(self, server: RunningServer) -> None:
+    def __init__(
+        self,
+        server: RunningServer,
+        source: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.server = server
+        #: the local address to connect from (127.0.0.2: another client address than 127.0.0.1)
+        self.source = source
+        self.headers = headers
         self.all: list[Client] = []
 
     async def __call__(self, server: RunningServer | None = None, **auth: Any) -> Client:
-        client = Client(server or self.server)
+        client = Client(server or self.server, self.source, self.headers)
         self.all.append(client)
         return await client.connect(**auth)
 

@@ -45,7 +45,7 @@ def load_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadServer
     server = launch(
         tmp_path_factory.mktemp("load-data"),
         tmp_path_factory.mktemp("load-log"),
-        "--max-connections-per-ip", str(SESSIONS + 10),
+        "--max-connections-per-ip", str(SESSIONS + 10), "--debug-metrics",
     )  # fmt: skip
     yield LoadServer(server)
     assert server.stop() == 0

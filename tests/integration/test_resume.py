@@ -24,8 +24,8 @@ async def drop(client: Client) -> None:
 
 
 async def in_call(clients: Clients) -> tuple[Client, Client, str]:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
+    alice = await clients(userName="alice", resume=True)
+    bob = await clients(userName="bob", resume=True)
     ack = await alice.call("newOffer", OFFER)
     await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     await alice.wait_for("answerResponse")
@@ -75,11 +75,11 @@ async def test_hangup_while_away_is_delivered_on_resume(clients: Clients) -> Non
 
 
 async def test_waiting_offer_survives_a_drop_and_its_answer_waits(clients: Clients) -> None:
-    alice = await clients(userName="alice")
+    alice = await clients(userName="alice", resume=True)
     ack = await alice.call("newOffer", OFFER)
     token = alice.events["welcome"][0]["resume"]
     await drop(alice)
-    bob = await clients(userName="bob")
+    bob = await clients(userName="bob", resume=True)
     [[view]] = bob.events["availableOffers"]
     assert view["offerId"] == ack["offerId"]  # still listed while alice is away
     assert await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER}) == []
@@ -133,7 +133,7 @@ async def test_after_the_grace_period_the_peer_is_told_and_the_token_expires(
         assert ended == {"offerId": offer_id, "reason": "peer-disconnected", "by": "alice"}
         with pytest.raises(socketio.exceptions.ConnectionError, match="unauthorized"):
             await clients(resume=token)
-        again = await clients(userName="alice")  # the name is free again
+        again = await clients(userName="alice", resume=True)  # the name is free again
         assert again.user_name == "alice"
     finally:
         await clients.close()
@@ -151,14 +151,31 @@ async def test_grace_zero_ends_at_once(start_server: StartServer) -> None:
         await clients.close()
 
 
-async def test_session_without_call_is_not_held(clients: Clients) -> None:
-    idle = await clients(userName="idle")
+async def test_a_client_that_cannot_resume_is_ended_at_once_with_seed_payloads(
+    clients: Clients,
+) -> None:
+    """Without auth.resume the client is the seed's page: no token, no trailing numbers, and
+    a dropped socket ends its call at once (its peer is not kept waiting)."""
+    alice = await clients(userName="alice")
+    bob = await clients(userName="bob", resume=True)
+    assert alice.events["welcome"][0]["resume"] is None
+    ack = await alice.call("newOffer", OFFER)
+    await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+    await alice.wait_for("answerResponse")
+    assert alice.last_seq == 0  # the answerResponse came without a sequence number
+    await drop(alice)
+    ended = await bob.wait_for("callEnded", wait=3)
+    assert ended["reason"] == "peer-disconnected"
+    assert bob.last_seq > 0  # a client that can resume gets numbered events
+
+
+async def test_an_idle_session_that_can_resume_is_held_too(clients: Clients) -> None:
+    idle = await clients(userName="idle", resume=True)
     token = idle.events["welcome"][0]["resume"]
     await drop(idle)
     await asyncio.sleep(0.3)
-    with pytest.raises(socketio.exceptions.ConnectionError, match="unauthorized"):
-        await clients(resume=token)
-    assert (await clients(userName="idle")).user_name == "idle"
+    back = await clients(resume=token)
+    assert back.user_name == "idle" and back.events["welcome"][0]["resumed"] is True
 
 
 async def test_renegotiate_relays_the_restart_offer_and_answer(clients: Clients) -> None:
@@ -207,7 +224,7 @@ async def test_bad_renegotiation_is_refused_and_not_relayed(
 
 
 async def test_renegotiate_outside_a_call_is_not_in_call(clients: Clients) -> None:
-    alice = await clients(userName="alice")
+    alice = await clients(userName="alice", resume=True)
     reply = await alice.call("renegotiate", {"description": RESTART_OFFER})
     assert reply["error"]["code"] == "not_in_call"
     await alice.call("newOffer", OFFER)  # a waiting offer is not a call yet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import shutil
 import socket
 import ssl
@@ -38,7 +39,7 @@ from callbox.certs import (
 from callbox.certs.addresses import order_addresses
 from callbox.certs.ca import fingerprint
 from callbox.certs.names import normalize_host
-from callbox.errors import CAKeyMissing, CANotFound, CertError, CertWriteError
+from callbox.errors import CAKeyMissing, CANotFound, CertError, CertWriteError, UnsafeFile
 
 HOSTS = ["localhost", "127.0.0.1", "::1", "callbox.test"]
 
@@ -656,3 +657,41 @@ def test_install_needs_a_ca_certificate(tmp_path: Path) -> None:
 
 def test_nss_databases_follow_home(tmp_path: Path) -> None:
     assert truststore.nss_databases(tmp_path) == [tmp_path / ".pki/nssdb"]
+
+
+# --- files another user could have planted or can change (ssh's rule) ---------------------
+
+requires_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root"
+)
+
+
+def test_a_data_dir_others_can_write_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    data.chmod(0o777)
+    with pytest.raises(UnsafeFile, match="chmod go-w"):
+        ensure_server_cert(data, hosts=["localhost"])
+    data.chmod(0o700)
+    ensure_server_cert(data, hosts=["localhost"])
+
+
+def test_a_private_key_others_can_read_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    served = ensure_server_cert(data, hosts=["localhost"])
+    served.key_path.chmod(0o644)
+    with pytest.raises(UnsafeFile, match="chmod 600"):
+        ensure_server_cert(data, hosts=["localhost"])
+    (data / "ca-key.pem").chmod(0o644)
+    served.key_path.chmod(0o600)
+    with pytest.raises(UnsafeFile, match="private key"):
+        create_leaf(data, ["other.test"])
+
+
+@requires_root
+def test_a_ca_planted_by_another_user_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ensure_server_cert(data, hosts=["localhost"])
+    os.chown(data / "ca.pem", 65534, 65534)  # nobody
+    with pytest.raises(UnsafeFile, match="belongs to another user"):
+        ensure_server_cert(data, hosts=["localhost"])

@@ -20,10 +20,11 @@ from callbox.config import ServerSettings, add_serve_arguments, serve_settings_f
 from callbox.errors import ConfigError
 from callbox.server.app import same_origin, sweep_interval
 from callbox.server.auth import Authenticator
-from callbox.server.events import message_size
+from callbox.server.routing import weigh
 from callbox.signaling import Auth, ErrorCode, Limits, MemoryStore, SignalingError, Switchboard
-from callbox.signaling.limits import ConnectionCounter, RateLimiter
+from callbox.signaling.limits import ConnectGuard, ConnectionCounter, RateLimiter, address_key
 from callbox.signaling.model import parse_auth
+from tests.unit.boards import BySid
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\n"}
@@ -85,27 +86,27 @@ def test_connection_counter_limits_each_address() -> None:
     assert len(conns) == 0
 
 
-def test_message_size_counts_utf8_binary_and_refuses_deep_nesting() -> None:
-    assert message_size(({"a": "é"},), 100) == len('[{"a":"é"}]'.encode())
-    assert message_size((b"\x00" * 50,), 100) == 54
-    assert message_size(("\ud800",), 100) == 7  # a lone surrogate does not crash it
-    deep: object = []
-    for _ in range(100_000):
-        deep = [deep]
-    assert message_size((deep,), 100) == 101
+def test_weigh_is_close_to_the_json_size() -> None:
+    import json
+
+    for value in ({"a": "é" * 100, "b": [1, 2, {"c": None}]}, ["x" * 5000], "s", 3, None):
+        exact = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        assert exact <= weigh(value) <= exact + 32
 
 
 # --- waiting offers per room, offer expiry ------------------------------------------------
 
 
-async def _board(clock: FakeClock, **limits: int) -> tuple[Switchboard, MemoryStore]:
+async def _board(clock: FakeClock, **limits: int) -> tuple[BySid, MemoryStore]:
     store = MemoryStore()
     ids = (f"offer{n}" for n in itertools.count(1))
-    board = Switchboard(store, limits=Limits(**limits), clock=clock, new_id=lambda: next(ids))
+    board = BySid(
+        Switchboard(store, limits=Limits(**limits), clock=clock, new_id=lambda: next(ids))
+    )
     return board, store
 
 
-async def _join(board: Switchboard, sid: str, room: str = "lobby") -> None:
+async def _join(board: BySid, sid: str, room: str = "lobby") -> None:
     await board.join(sid, Auth(user_name=sid, password=None, room=room))
 
 
@@ -312,3 +313,84 @@ def test_same_origin_is_extended_by_allowed_origins() -> None:
     assert not allowed("http://127.0.0.1:8443", refusing)  # wrong scheme
     assert not allowed("http://127.0.0.1:8443", refusing)  # asked twice for one request
     assert refused == ["https://evil.example", "http://127.0.0.1:8443"]
+
+
+# --- limits keyed by what a client cannot reset --------------------------------------------
+
+
+def test_addresses_count_by_ipv4_or_ipv6_prefix() -> None:
+    assert address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert address_key("2001:db8:1:2:3:4:5:6") == address_key("2001:db8:1:2:ffff::1")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("fe80::1%eth0") == "fe80::/64"
+    assert address_key("unknown") == "unknown"
+
+
+def test_a_rate_bucket_carried_over_a_resume_does_not_refill() -> None:
+    clock = FakeClock()
+    rates = RateLimiter(1, 3, clock=clock)
+    assert rates.snapshot("s") is None
+    for _ in range(3):
+        rates.take("s")
+    tokens = rates.snapshot("s")
+    assert tokens is not None and tokens < 1
+    rates.forget("s")
+    elsewhere = RateLimiter(1, 3, clock=FakeClock())
+    elsewhere.restore("s", tokens, elapsed=0.5)  # half a second later, on another node
+    with pytest.raises(SignalingError):
+        elsewhere.take("s")
+    elsewhere.restore("s", tokens, elapsed=100)  # refilled only up to the burst
+    for _ in range(3):
+        elsewhere.take("s")
+    with pytest.raises(SignalingError):
+        elsewhere.take("s")
+
+
+def test_held_sessions_count_against_the_address() -> None:
+    conns = ConnectionCounter(3)
+    conns.acquire("a", "ip", held=1)
+    conns.acquire("b", "ip", held=1)
+    with pytest.raises(SignalingError) as info:
+        conns.acquire("c", "ip", held=1)
+    assert info.value.limit == "connections_per_ip"
+    assert conns.count("ip") == 2 and conns.count("other") == 0
+
+
+def test_failed_connects_back_off_exponentially_per_address() -> None:
+    clock = FakeClock()
+    guard = ConnectGuard(free=2, window=60, max_block=8, clock=clock)
+    for _ in range(2):
+        guard.check("ip")
+        guard.failed("ip")
+    guard.check("ip")  # two free failures
+    blocks = []
+    for _ in range(5):
+        guard.failed("ip")
+        with pytest.raises(SignalingError) as info:
+            guard.check("ip")
+        assert (info.value.code, info.value.limit) == (ErrorCode.RATE_LIMITED, "connect_failures")
+        start = clock.now
+        while True:
+            clock.now += 0.25
+            try:
+                guard.check("ip")
+                break
+            except SignalingError:
+                pass
+        blocks.append(clock.now - start)
+    assert blocks == [1.0, 2.0, 4.0, 8.0, 8.0]
+    guard.check("other")  # other addresses are not affected
+    clock.now += 120  # a quiet window: free failures again
+    guard.failed("ip")
+    guard.check("ip")
+
+
+def test_the_connect_guard_forgets_the_oldest_addresses_beyond_its_capacity() -> None:
+    guard = ConnectGuard(free=0, capacity=2, clock=FakeClock())
+    for address in ("a", "b", "c"):
+        guard.failed(address)
+    assert len(guard) == 2
+    guard.check("a")  # forgotten
+    with pytest.raises(SignalingError):
+        guard.check("c")

@@ -19,6 +19,7 @@ from callbox.signaling import (
     Switchboard,
     parse_auth,
 )
+from tests.unit.boards import BySid
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\n"}
@@ -39,12 +40,12 @@ def store() -> MemoryStore:
 
 
 @pytest.fixture
-def board(store: MemoryStore) -> Switchboard:
+def board(store: MemoryStore) -> BySid:
     ids = (f"offer{n}" for n in itertools.count(1))
-    return Switchboard(store, clock=lambda: 1000.0, new_id=lambda: next(ids))
+    return BySid(Switchboard(store, clock=lambda: 1000.0, new_id=lambda: next(ids)))
 
 
-async def join(board: Switchboard, sid: str, name: str | None = None, room: str = "lobby") -> str:
+async def join(board: BySid, sid: str, name: str | None = None, room: str = "lobby") -> str:
     session, _ = await board.join(sid, Auth(user_name=name, password=None, room=room))
     return session.user_name
 
@@ -59,7 +60,7 @@ def events(deliveries: list[Delivery]) -> list[tuple[str, str | None, str | None
     return [(d.event, d.to_sid, d.to_room) for d in deliveries]
 
 
-async def test_offer_is_announced_to_the_room_but_not_the_offerer(board: Switchboard) -> None:
+async def test_offer_is_announced_to_the_room_but_not_the_offerer(board: BySid) -> None:
     await join(board, "a", "alice")
     outcome = await board.new_offer("a", OFFER)
     assert outcome.ack == {"offerId": "offer1"}
@@ -71,7 +72,7 @@ async def test_offer_is_announced_to_the_room_but_not_the_offerer(board: Switchb
 
 
 async def test_late_joiner_sees_waiting_offer_with_buffered_candidates_in_order(
-    board: Switchboard,
+    board: BySid,
 ) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
@@ -86,7 +87,7 @@ async def test_late_joiner_sees_waiting_offer_with_buffered_candidates_in_order(
 
 
 async def test_answer_hands_over_buffered_candidates_once_then_relays_live(
-    board: Switchboard,
+    board: BySid,
 ) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
@@ -111,7 +112,7 @@ async def test_answer_hands_over_buffered_candidates_once_then_relays_live(
 
 
 async def test_answerer_candidates_sent_before_the_answer_follow_the_answer(
-    board: Switchboard,
+    board: BySid,
 ) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
@@ -132,7 +133,7 @@ async def test_answerer_candidates_sent_before_the_answer_follow_the_answer(
 
 
 async def test_pending_candidates_are_bounded(store: MemoryStore) -> None:
-    board = Switchboard(store, limits=Limits(max_pending_candidates=2))
+    board = BySid(Switchboard(store, limits=Limits(max_pending_candidates=2)))
     await join(board, "b", "bob")
     for n in range(2):
         await board.ice_candidate("b", {"iceCandidate": cand(n)})
@@ -140,7 +141,7 @@ async def test_pending_candidates_are_bounded(store: MemoryStore) -> None:
 
 
 async def test_buffered_candidates_are_bounded(store: MemoryStore) -> None:
-    board = Switchboard(store, limits=Limits(max_buffered_candidates=2))
+    board = BySid(Switchboard(store, limits=Limits(max_buffered_candidates=2)))
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     for n in range(2):
@@ -148,7 +149,7 @@ async def test_buffered_candidates_are_bounded(store: MemoryStore) -> None:
     assert await code_of(board.ice_candidate("a", {"iceCandidate": cand(3)})) == ErrorCode.TOO_LARGE
 
 
-async def test_exactly_one_of_many_concurrent_answerers_wins(board: Switchboard) -> None:
+async def test_exactly_one_of_many_concurrent_answerers_wins(board: BySid) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     for n in range(20):
@@ -168,7 +169,7 @@ async def test_exactly_one_of_many_concurrent_answerers_wins(board: Switchboard)
     assert len(losers) == 19 and all(e.code == ErrorCode.OFFER_TAKEN for e in losers)
 
 
-async def test_spoofed_ice_user_name_is_forbidden_and_not_relayed(board: Switchboard) -> None:
+async def test_spoofed_ice_user_name_is_forbidden_and_not_relayed(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "m", "mallory")
     await board.new_offer("a", OFFER)
@@ -179,10 +180,10 @@ async def test_spoofed_ice_user_name_is_forbidden_and_not_relayed(board: Switchb
     )
     assert code == ErrorCode.FORBIDDEN
     offer = await board.store.get_offer("offer1")
-    assert offer is not None and offer.offer_ice_candidates == []
+    assert offer is not None and offer.offer_ice_candidates == ()
 
 
-async def test_false_did_i_offer_is_forbidden(board: Switchboard) -> None:
+async def test_false_did_i_offer_is_forbidden(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -203,14 +204,14 @@ async def test_false_did_i_offer_is_forbidden(board: Switchboard) -> None:
     )
 
 
-async def test_candidate_naming_another_offer_is_forbidden(board: Switchboard) -> None:
+async def test_candidate_naming_another_offer_is_forbidden(board: BySid) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     code = await code_of(board.ice_candidate("a", {"iceCandidate": cand(1), "offerId": "other"}))
     assert code == ErrorCode.FORBIDDEN
 
 
-async def test_one_offer_or_call_per_session(board: Switchboard) -> None:
+async def test_one_offer_or_call_per_session(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -222,7 +223,7 @@ async def test_one_offer_or_call_per_session(board: Switchboard) -> None:
     assert code == ErrorCode.BUSY
 
 
-async def test_cannot_answer_own_offer_or_a_missing_one(board: Switchboard) -> None:
+async def test_cannot_answer_own_offer_or_a_missing_one(board: BySid) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     assert (
@@ -244,7 +245,7 @@ async def test_cannot_answer_own_offer_or_a_missing_one(board: Switchboard) -> N
     assert code == ErrorCode.INVALID_PAYLOAD
 
 
-async def test_rooms_isolate_offers(board: Switchboard) -> None:
+async def test_rooms_isolate_offers(board: BySid) -> None:
     await join(board, "a", "alice", room="red")
     await board.new_offer("a", OFFER)
     _, offers = await board.join("b", Auth("bob", None, "blue"))
@@ -261,7 +262,7 @@ async def test_rooms_isolate_offers(board: Switchboard) -> None:
     assert [o["offerId"] for o in offers] == ["offer1"]
 
 
-async def test_names_are_made_unique_per_room_and_guests_get_a_name(board: Switchboard) -> None:
+async def test_names_are_made_unique_per_room_and_guests_get_a_name(board: BySid) -> None:
     assert await join(board, "a", "alice") == "alice"
     assert await join(board, "b", "Alice") == "Alice-2"
     assert await join(board, "c", "alice", room="other") == "alice"
@@ -271,7 +272,7 @@ async def test_names_are_made_unique_per_room_and_guests_get_a_name(board: Switc
     assert await join(board, "e", "alice") == "alice"
 
 
-async def test_hangup_of_a_waiting_offer_withdraws_it(board: Switchboard) -> None:
+async def test_hangup_of_a_waiting_offer_withdraws_it(board: BySid) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     outcome = await board.hangup("a", {"offerId": "offer1"})
@@ -286,7 +287,7 @@ async def test_hangup_of_a_waiting_offer_withdraws_it(board: Switchboard) -> Non
     assert await code_of(board.hangup("a", None)) == ErrorCode.NOT_IN_CALL
 
 
-async def test_hangup_in_a_call_tells_the_other_party_only(board: Switchboard) -> None:
+async def test_hangup_in_a_call_tells_the_other_party_only(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -301,7 +302,7 @@ async def test_hangup_in_a_call_tells_the_other_party_only(board: Switchboard) -
     await board.answer("a", {"offererUserName": "bob", "answer": ANSWER})
 
 
-async def test_caller_hangup_names_the_caller(board: Switchboard) -> None:
+async def test_caller_hangup_names_the_caller(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -312,19 +313,24 @@ async def test_caller_hangup_names_the_caller(board: Switchboard) -> None:
     ]
 
 
-async def test_leave_withdraws_waiting_offer(board: Switchboard, store: MemoryStore) -> None:
+async def test_leave_withdraws_waiting_offer(board: BySid, store: MemoryStore) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     deliveries = await board.leave("a")
     assert [(d.event, d.payload) for d in deliveries] == [
         ("offerRemoved", {"offerId": "offer1", "reason": "disconnected"})
     ]
-    assert store.counts() == {"sessions": 0, "names": 0, "offers": 0, "bound": 0, "pending": 0}
+    assert store.counts() == {
+        "sessions": 0,
+        "names": 0,
+        "offers": 0,
+        "bound": 0,
+        "pending": 0,
+        "rooms": 0,
+    }
 
 
-async def test_leave_during_call_ends_it_for_the_peer(
-    board: Switchboard, store: MemoryStore
-) -> None:
+async def test_leave_during_call_ends_it_for_the_peer(board: BySid, store: MemoryStore) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -335,10 +341,17 @@ async def test_leave_during_call_ends_it_for_the_peer(
     ]
     assert await board.leave("a") == []
     assert await board.leave("a") == []  # twice is harmless
-    assert store.counts() == {"sessions": 0, "names": 0, "offers": 0, "bound": 0, "pending": 0}
+    assert store.counts() == {
+        "sessions": 0,
+        "names": 0,
+        "offers": 0,
+        "bound": 0,
+        "pending": 0,
+        "rooms": 0,
+    }
 
 
-async def test_candidate_after_call_ended_is_not_in_call(board: Switchboard) -> None:
+async def test_candidate_after_call_ended_is_not_in_call(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -349,7 +362,7 @@ async def test_candidate_after_call_ended_is_not_in_call(board: Switchboard) -> 
     assert outcome.deliveries == []
 
 
-async def test_unknown_session_is_unauthorized(board: Switchboard) -> None:
+async def test_unknown_session_is_unauthorized(board: BySid) -> None:
     assert await code_of(board.new_offer("ghost", OFFER)) == ErrorCode.UNAUTHORIZED
 
 
@@ -368,14 +381,14 @@ async def test_unknown_session_is_unauthorized(board: Switchboard) -> None:
     ],
 )
 async def test_malformed_offer_is_invalid_and_changes_nothing(
-    board: Switchboard, payload: object
+    board: BySid, payload: object
 ) -> None:
     await join(board, "a", "alice")
     assert await code_of(board.new_offer("a", payload)) == ErrorCode.INVALID_PAYLOAD
     assert await board.store.current_offer_id("a") is None
 
 
-async def test_huge_sdp_is_too_large(board: Switchboard) -> None:
+async def test_huge_sdp_is_too_large(board: BySid) -> None:
     await join(board, "a", "alice")
     huge = {"type": "offer", "sdp": "v=0" + "x" * 70_000}
     assert await code_of(board.new_offer("a", huge)) == ErrorCode.TOO_LARGE
@@ -398,19 +411,19 @@ async def test_huge_sdp_is_too_large(board: Switchboard) -> None:
         {"iceCandidate": {"candidate": "", "sdpMid": "0"}, "iceUserName": 3},
     ],
 )
-async def test_malformed_candidate_is_invalid(board: Switchboard, payload: object) -> None:
+async def test_malformed_candidate_is_invalid(board: BySid, payload: object) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     assert await code_of(board.ice_candidate("a", payload)) == ErrorCode.INVALID_PAYLOAD
     offer = await board.store.get_offer("offer1")
-    assert offer is not None and offer.offer_ice_candidates == []
+    assert offer is not None and offer.offer_ice_candidates == ()
 
 
 @pytest.mark.parametrize(
     "payload",
     [None, {}, {"answer": ANSWER}, {"offerId": "offer1"}, {"offerId": "offer1", "answer": OFFER}],
 )
-async def test_malformed_answer_is_invalid(board: Switchboard, payload: object) -> None:
+async def test_malformed_answer_is_invalid(board: BySid, payload: object) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -418,7 +431,7 @@ async def test_malformed_answer_is_invalid(board: Switchboard, payload: object) 
     assert len(await board.store.waiting_offers("lobby")) == 1
 
 
-async def test_malformed_hangup_is_invalid(board: Switchboard) -> None:
+async def test_malformed_hangup_is_invalid(board: BySid) -> None:
     await join(board, "a", "alice")
     assert await code_of(board.hangup("a", "x")) == ErrorCode.INVALID_PAYLOAD
     assert await code_of(board.hangup("a", {"offerId": 1})) == ErrorCode.INVALID_PAYLOAD
@@ -453,7 +466,7 @@ def test_auth_defaults_and_trims() -> None:
     )
 
 
-async def test_end_of_candidates_marker_is_relayed(board: Switchboard) -> None:
+async def test_end_of_candidates_marker_is_relayed(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -473,7 +486,7 @@ def test_the_core_imports_no_transport() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def test_losing_answerer_candidates_are_dropped(board: Switchboard) -> None:
+async def test_losing_answerer_candidates_are_dropped(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await join(board, "c", "carol")
@@ -496,7 +509,7 @@ RESTART_ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 5 IN IP4 127.0.0.1\r\n"
 
 
 async def test_renegotiate_relays_offers_from_either_side_and_answers_to_the_offerer(
-    board: Switchboard,
+    board: BySid,
 ) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
@@ -522,7 +535,7 @@ async def test_renegotiate_relays_offers_from_either_side_and_answers_to_the_off
     assert code == ErrorCode.INVALID_PAYLOAD
 
 
-async def test_an_answer_nobody_asked_for_is_refused_and_not_relayed(board: Switchboard) -> None:
+async def test_an_answer_nobody_asked_for_is_refused_and_not_relayed(board: BySid) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -539,7 +552,7 @@ async def test_an_answer_nobody_asked_for_is_refused_and_not_relayed(board: Swit
 
 
 async def test_glare_both_offers_are_relayed_and_the_polite_answer_settles_it(
-    board: Switchboard,
+    board: BySid,
 ) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
@@ -554,7 +567,7 @@ async def test_glare_both_offers_are_relayed_and_the_polite_answer_settles_it(
 
 
 async def test_renegotiation_state_goes_with_the_call(store: MemoryStore) -> None:
-    board = Switchboard(store, new_id=lambda: "call")
+    board = BySid(Switchboard(store, new_id=lambda: "call"))
     await join(board, "a", "alice")
     await join(board, "b", "bob")
     await board.new_offer("a", OFFER)
@@ -562,13 +575,13 @@ async def test_renegotiation_state_goes_with_the_call(store: MemoryStore) -> Non
     await board.renegotiate("a", {"description": RESTART})
     await board.hangup("b", None)
     with pytest.raises(SignalingError) as info:
-        await store.renegotiation("call", "b", "answer")
+        await store.renegotiation("b", "answer", offer_id=None)
     assert info.value.code == ErrorCode.NOT_IN_CALL
     assert store.counts()["offers"] == 0
 
 
 async def test_decline_tells_the_offerer_and_leaves_the_offer_waiting(
-    board: Switchboard,
+    board: BySid,
 ) -> None:
     await join(board, "a", "alice")
     await join(board, "b", "bob")
@@ -590,9 +603,28 @@ async def test_decline_tells_the_offerer_and_leaves_the_offer_waiting(
     assert await code_of(board.decline("b", {"offerId": "offer1"})) == ErrorCode.NOT_FOUND
 
 
-async def test_waiting_views_exclude_own_offer(board: Switchboard) -> None:
+async def test_waiting_views_exclude_own_offer(board: BySid) -> None:
     await join(board, "a", "alice")
     await board.new_offer("a", OFFER)
     session = await board.store.get_session("a")
     assert session is not None
     assert await board.waiting_views(session) == []
+
+
+async def test_a_server_shutdown_tells_both_parties_and_withdraws_quietly(
+    board: BySid,
+) -> None:
+    await join(board, "a", "alice")
+    await join(board, "b", "bob")
+    await join(board, "c", "carol")
+    await board.new_offer("a", OFFER)
+    await board.answer("b", {"offerId": "offer1", "answer": ANSWER})
+    await board.new_offer("c", OFFER)
+    deliveries = await board.leave("b", "server-shutdown")
+    assert [(d.event, d.to_sid, d.payload) for d in deliveries] == [
+        ("callEnded", party, {"offerId": "offer1", "reason": "server-shutdown", "by": ""})
+        for party in ("a", "b")
+    ]
+    assert await board.leave("a", "server-shutdown") == []  # told once
+    [withdrawn] = await board.leave("c", "server-shutdown")
+    assert withdrawn.event == "offerRemoved"

@@ -179,7 +179,9 @@ def load_ca(data_dir: Path) -> tuple[x509.Certificate, PrivateKey]:
     if not path.is_file():
         raise CAKeyMissing(f"the CA key {path} is missing; it is needed to sign certificates")
     try:
-        key = serialization.load_pem_private_key(read_bytes(path, "CA key"), password=None)
+        key = serialization.load_pem_private_key(
+            read_bytes(path, "CA key", secret=True), password=None
+        )
     except (ValueError, TypeError) as exc:
         raise CertError(f"cannot load CA key {path}: {exc}") from exc
     if not isinstance(key, _SIGNING_KEYS):

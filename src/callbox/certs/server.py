@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from callbox.errors import CertError
+from callbox.errors import CertError, UnsafeFile
 
 from . import clock
 from .addresses import default_hosts
@@ -48,7 +48,11 @@ def _reusable_leaf(
         return "no certificate yet"
     try:
         leaf = x509.load_pem_x509_certificate(read_bytes(paths.cert, "certificate"))
-        key = serialization.load_pem_private_key(read_bytes(paths.key, "key"), password=None)
+        key = serialization.load_pem_private_key(
+            read_bytes(paths.key, "key", secret=True), password=None
+        )
+    except UnsafeFile:
+        raise  # never quietly replaced: someone else may be at work in this dir
     except (CertError, ValueError, TypeError) as exc:
         return f"unreadable certificate or key ({exc})"
     if not key_matches(leaf, key):

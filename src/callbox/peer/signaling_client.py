@@ -306,6 +306,8 @@ class SignalingClient:
         sequence number of the last event received (the server sends the rest again)."""
         auth: dict[str, object] = dict(self._auth)
         self._resume_tried = self._resume
+        # the first connection declares that this client can resume (docs/protocol.md)
+        auth["resume"] = True
         if self._resume is not None:
             auth["resume"] = self._resume
             if self._last_seq > 0:

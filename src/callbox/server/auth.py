@@ -124,4 +124,13 @@ class Authenticator:
                     ErrorCode.FORBIDDEN, f"the token is for room {claimed}, not {auth.room}"
                 )
             room = claimed
-        return replace(auth, user_name=name, room=room, password=None, token=None)
+        pinned = room if "room" in claims else None
+        return replace(
+            auth,
+            user_name=name,
+            room=room,
+            password=None,
+            token=None,
+            identity=name,
+            pinned_room=pinned,
+        )

@@ -1,4 +1,10 @@
-"""Prometheus metrics of one server, in a registry of its own (no process globals)."""
+"""Prometheus metrics of one server, in a registry of its own (no process globals).
+
+Everything here is cheap to scrape: counters, and gauges read from in-memory counts (the
+store's figures are refreshed by the ``/metrics`` handler before rendering). The heap walk
+(``callbox_python_objects``) costs tens of milliseconds with many sessions and is only
+registered with ``--debug-metrics``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import asyncio
 import gc
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.process_collector import ProcessCollector
 
@@ -28,48 +34,77 @@ def _task_count(ping_timers: bool) -> int:
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, *, debug: bool = False) -> None:
+        registry = self.registry = CollectorRegistry()
         # process_resident_memory_bytes & co., read at scrape (Linux /proc)
-        ProcessCollector(registry=self.registry)
+        ProcessCollector(registry=registry)
         self.sessions = Gauge(
-            "callbox_sessions", "Connected signaling sessions", registry=self.registry
+            "callbox_sessions", "Signaling sessions whose socket is on this node", registry=registry
         )
+        self.held = Gauge(
+            "callbox_sessions_held",
+            "Sessions waiting for their client to resume (all nodes)",
+            registry=registry,
+        )
+        self.waiting_offers = Gauge(
+            "callbox_waiting_offers", "Offers nobody has answered yet", registry=registry
+        )
+        self.calls = Gauge("callbox_active_calls", "Answered calls in progress", registry=registry)
         self.events = Counter(
-            "callbox_events", "Client events received", ["event"], registry=self.registry
+            "callbox_events", "Client events received", ["event"], registry=registry
+        )
+        self.relayed = Counter(
+            "callbox_deliveries",
+            "Events delivered to sessions or rooms, by event",
+            ["event"],
+            registry=registry,
         )
         self.resumes = Counter(
-            "callbox_resumes", "Sessions resumed after their socket dropped", registry=self.registry
+            "callbox_resumes", "Sessions resumed after their socket dropped", registry=registry
         )
         self.errors = Counter(
-            "callbox_errors", "Requests refused, by error code", ["code"], registry=self.registry
+            "callbox_errors", "Requests refused, by error code", ["code"], registry=registry
         )
         self.limits = Counter(
             "callbox_limit_exceeded",
             "Requests refused because a configured limit was exceeded, by limit",
             ["limit"],
-            registry=self.registry,
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "callbox_connections_dropped",
+            "Connections closed for a protocol violation or a budget, by why",
+            ["why"],
+            registry=registry,
+        )
+        self.answer_latency = Histogram(
+            "callbox_answer_seconds",
+            "From a newAnswer's arrival to its answerResponse handed to the caller's socket "
+            "(or to the caller's node)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
         )
         tasks = Gauge(
             "callbox_asyncio_tasks",
             "asyncio tasks alive in the server (kind=ping: engine.io's per-socket ping timers)",
             ["kind"],
-            registry=self.registry,
+            registry=registry,
         )
         tasks.labels(kind="other").set_function(lambda: _task_count(ping_timers=False))
         tasks.labels(kind="ping").set_function(lambda: _task_count(ping_timers=True))
-        objects = Gauge(
-            "callbox_python_objects",
-            "Objects the garbage collector tracks (a leak shows here even when the allocator "
-            "keeps freed memory, which hides it from the RSS)",
-            registry=self.registry,
-        )
-        objects.set_function(lambda: len(gc.get_objects()))
+        if debug:
+            objects = Gauge(
+                "callbox_python_objects",
+                "Objects the garbage collector tracks (a leak shows here even when the "
+                "allocator keeps freed memory, which hides it from the RSS)",
+                registry=registry,
+            )
+            objects.set_function(lambda: len(gc.get_objects()))
         self.store_entries = Gauge(
             "callbox_store_entries",
-            "Entries in the signaling store's tables (sessions, offers, ...)",
+            "Entries in the in-memory tables (sessions, offers, mailboxes, ...)",
             ["table"],
-            registry=self.registry,
+            registry=registry,
         )
 
     def event(self, name: str) -> None:
@@ -81,8 +116,8 @@ class Metrics:
     def limit(self, name: str) -> None:
         self.limits.labels(limit=name).inc()
 
-    def watch_store(self, counts: Callable[[], dict[str, int]]) -> None:
-        """Report the store's table sizes at each scrape."""
+    def watch_tables(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Report in-memory table sizes at each scrape."""
 
         def reader(table: str) -> Callable[[], float]:
             return lambda: counts().get(table, 0)

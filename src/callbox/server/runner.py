@@ -14,7 +14,8 @@ from aiohttp import web
 
 from callbox.config import ServerSettings
 from callbox.errors import ConfigError
-from callbox.server.app import create_app
+from callbox.server.app import HUB_KEY, LIFECYCLE_KEY, create_app
+from callbox.server.listener import ConnectionBook, GuardedSite
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +48,63 @@ async def serve(
     *,
     ca_path: Path | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or ``stop`` is set), then close every session cleanly."""
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set), then stop within
+    ``settings.drain_timeout`` whatever clients do: stop accepting, end or hand over every
+    session, close every connection so that clients reconnect by themselves."""
     app = create_app(settings, ca_path=ca_path)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        # a connection that has not sent a complete request by then is closed (slow headers)
+        keepalive_timeout=settings.connect_timeout,
+        shutdown_timeout=1.0,
+    )
     await runner.setup()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    hub = app[HUB_KEY]
+    book = ConnectionBook(
+        # a browser holds a few HTTP connections besides its sessions' websockets
+        settings.max_connections_per_ip + 16,
+        on_refused=lambda key: hub.metrics.dropped.labels(why="tcp_per_ip").inc(),
+    )
+    site = GuardedSite(
+        runner,
+        settings.host,
+        settings.port,
+        book=book,
+        ssl_context=context,
+        handshake_timeout=settings.connect_timeout,
+    )
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
         try:
             await site.start()
         except OSError as e:
             raise ConfigError(
                 f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}"
             ) from e
-        port = settings.port
-        sockets = getattr(site._server, "sockets", None)  # the real port when --port 0
-        if sockets:
-            port = sockets[0].getsockname()[1]
-        on_ready(Listening(settings.scheme, settings.host, port))
+        on_ready(Listening(settings.scheme, settings.host, site.bound_port))
         await stop.wait()
         log.info("stopping")
+        await _drain(app, site, settings.drain_timeout)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        try:
+            async with asyncio.timeout(max(1.0, settings.drain_timeout / 2)):
+                await runner.cleanup()
+        except TimeoutError:
+            log.warning("connections still open after the drain: closed hard")
+
+
+async def _drain(app: web.Application, site: GuardedSite, bound: float) -> None:
+    """Stop accepting, then hand over or end every session, within half of ``bound``."""
+    await site.stop()
+    try:
+        async with asyncio.timeout(bound / 2):
+            await app[LIFECYCLE_KEY].drain()
+    except TimeoutError:
+        log.warning("draining took longer than %gs: stopping anyway", bound / 2)

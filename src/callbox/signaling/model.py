@@ -8,12 +8,12 @@ typed value or raises :class:`SignalingError` with ``invalid_payload`` / ``too_l
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from callbox.errors import CallboxError
+from callbox.signaling import names
 
 JSON = dict[str, Any]
 
@@ -56,21 +56,29 @@ class StoreUnavailable(SignalingError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Limits enforced by the core: sizes in characters of the wire strings, counts of
-    candidates held, and waiting offers per room. Each exceeded limit raises a
-    :class:`SignalingError` whose ``limit`` names it (the ``limit`` label in ``/metrics``)."""
+    """Limits enforced by the core: sizes in characters of the wire strings, what the store
+    holds per offer, per answerer and per room, in entries and in characters. Each exceeded
+    limit raises a :class:`SignalingError` whose ``limit`` names it (the ``limit`` label in
+    ``/metrics``)."""
 
     max_sdp: int = 64 * 1024
     max_candidate: int = 1024
     max_field: int = 256
     max_buffered_candidates: int = 256
+    #: characters of candidate strings buffered on one waiting offer
+    max_buffered_candidate_bytes: int = 64 * 1024
     max_pending_candidates: int = 64
+    #: characters of candidate strings held for one answerer before its answer
+    max_pending_candidate_bytes: int = 16 * 1024
     max_waiting_offers: int = 100
+    #: characters of the waiting offers of one room (SDP and buffered candidates): what a
+    #: newcomer's ``availableOffers`` can weigh
+    max_room_offer_bytes: int = 2 * 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()
 
-MAX_NAME = 64
+MAX_NAME = names.MAX_NAME
 _ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_ROOM = "lobby"
 
@@ -95,6 +103,11 @@ class Candidate:
     sdp_mline_index: int | None
     username_fragment: str | None
 
+    @property
+    def size(self) -> int:
+        """What it weighs in a buffer (characters of its strings)."""
+        return len(self.candidate) + len(self.sdp_mid or "") + len(self.username_fragment or "")
+
     def to_wire(self) -> JSON:
         return {
             "candidate": self.candidate,
@@ -106,16 +119,20 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A connected client, as the server knows it. Identity never comes from payloads."""
+    """A connected client, as the server knows it. Identity never comes from payloads.
+    Immutable: a session keeps its id, name and room for its whole life."""
 
     sid: str
     user_name: str
     room: str
+    #: who the server's auth says this is (a JWT's ``sub``), re-checked on resume
+    identity: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Offer:
-    """The seed's offer record, plus an id, an owner session and a room."""
+    """The seed's offer record, plus an id, an owner session and a room. An immutable
+    snapshot: stores hand out these and never change one after handing it out."""
 
     offer_id: str
     room: str
@@ -123,7 +140,7 @@ class Offer:
     offerer_user_name: str
     offer: Description
     created_at: float
-    offer_ice_candidates: list[Candidate] = field(default_factory=list)
+    offer_ice_candidates: tuple[Candidate, ...] = ()
     answerer_sid: str | None = None
     answerer_user_name: str | None = None
     answer: Description | None = None
@@ -131,6 +148,11 @@ class Offer:
     @property
     def answered(self) -> bool:
         return self.answerer_sid is not None
+
+    @property
+    def size(self) -> int:
+        """What a waiting offer weighs in its room: its SDP and buffered candidates."""
+        return len(self.offer.sdp) + sum(c.size for c in self.offer_ice_candidates)
 
     def view(self) -> JSON:
         """The OfferView sent to clients (the seed's record plus ``offerId``)."""
@@ -172,6 +194,13 @@ class Auth:
     last_seq: int | None = None
     #: whether the client named its room (False: ``room`` is the default); not compared
     room_given: bool = field(default=True, compare=False)
+    #: the client can resume (``auth.resume`` is ``true`` or a token): it gets a token in
+    #: ``welcome`` and numbered events, and is held for a while when its socket drops
+    resumable: bool = False
+    #: who the server's auth says this is (a JWT's ``sub``); None without JWT
+    identity: str | None = None
+    #: the only room the credentials open (a JWT's ``room`` claim); None: any room
+    pinned_room: str | None = None
 
 
 _LIMIT_NAMES = {"sdp": "sdp", "candidate": "candidate"}
@@ -299,21 +328,18 @@ def parse_offer_id(data: object, limits: Limits = DEFAULT_LIMITS) -> str:
 
 
 def clean_user_name(value: object) -> str | None:
-    """Trimmed, 1-64 printable characters; ``None`` when absent or empty (-> guest name)."""
+    """Trimmed, 1-64 printable characters that cannot pass for something else
+    (:mod:`callbox.signaling.names`); ``None`` when absent or empty (-> guest name)."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise _invalid("userName must be a string")
-    name = " ".join(value.split())
-    if not name:
-        return None
-    if len(name) > MAX_NAME:
-        raise SignalingError(
-            ErrorCode.TOO_LARGE, f"userName is longer than {MAX_NAME} characters", limit="user_name"
-        )
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise _invalid("userName must be printable text")
-    return name
+    try:
+        return names.clean(value)
+    except names.NameProblem as e:
+        if len(" ".join(value.split())) > MAX_NAME:
+            raise SignalingError(ErrorCode.TOO_LARGE, str(e), limit="user_name") from e
+        raise _invalid(str(e)) from e
 
 
 MAX_PASSWORD = 1024
@@ -359,12 +385,17 @@ def parse_auth(data: object) -> Auth:
     checked = valid_room(room)
     if checked is None:
         raise _invalid("room must be 1-64 characters of A-Z a-z 0-9 _ -")
+    raw_resume = obj.get("resume")
+    resumable = raw_resume is True or isinstance(raw_resume, str)
+    if raw_resume is True or raw_resume is False:
+        raw_resume = None
     return Auth(
         user_name=clean_user_name(obj.get("userName")),
         password=password,
         room=checked,
         token=token,
-        resume=_secret(obj, "resume", MAX_RESUME),
+        resume=_secret({"resume": raw_resume}, "resume", MAX_RESUME),
         last_seq=_last_seq(obj.get("lastSeq")),
         room_given=given,
+        resumable=resumable,
     )

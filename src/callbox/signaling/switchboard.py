@@ -57,6 +57,8 @@ class Outcome:
 
 
 OK: JSON = {"ok": True}
+PEER_DISCONNECTED = "peer-disconnected"
+SERVER_SHUTDOWN = "server-shutdown"
 
 
 def _new_id() -> str:
@@ -64,6 +66,10 @@ def _new_id() -> str:
 
 
 class Switchboard:
+    """The protocol's decisions. Every method takes the sender's :class:`Session` (which the
+    transport keeps from the connect: identity never comes from a payload) and the raw
+    payload; the store applies each decision in one atomic step."""
+
     def __init__(
         self,
         store: Store,
@@ -83,8 +89,8 @@ class Switchboard:
         base = auth.user_name or f"guest-{secrets.token_hex(2)}"
         for n in range(1, _MAX_NAME_SUFFIX + 1):
             name = base if n == 1 else f"{base}-{n}"
-            session = Session(sid=sid, user_name=name, room=auth.room)
-            if await self.store.reserve_name(session):
+            session = Session(sid=sid, user_name=name, room=auth.room, identity=auth.identity)
+            if await self.store.add_session(session):
                 break
         else:
             raise SignalingError(ErrorCode.BUSY, f"too many users named {base!r} in this room")
@@ -96,124 +102,90 @@ class Switchboard:
         offers = await self.store.waiting_offers(session.room)
         return [o.view() for o in offers if o.offerer_sid != session.sid]
 
-    async def leave(self, sid: str) -> list[Delivery]:
-        """The client is gone: withdraw its waiting offer or end its call, forget it."""
-        session = await self.store.remove_session(sid)
-        offer_id = await self.store.current_offer_id(sid)
-        deliveries: list[Delivery] = []
-        if offer_id is not None:
-            deliveries = await self._end(sid, offer_id, "peer-disconnected", "disconnected")
-        if session is not None:
-            log.info("sid=%s left room=%s", sid, session.room)
+    async def leave(self, sid: str, reason: str = PEER_DISCONNECTED) -> list[Delivery]:
+        """The client is gone: withdraw its waiting offer or end its call, forget it.
+        ``reason`` is the ``callEnded`` reason its peer gets. With ``server-shutdown`` (the
+        node is stopping and nobody will carry the call on) both parties are told, the
+        session itself too, and ``by`` is empty: the server ended it."""
+        left = await self.store.leave(sid)
+        deliveries = self._ended(sid, left.offer, reason, "disconnected")
+        offer = left.offer
+        if reason == SERVER_SHUTDOWN and offer is not None and offer.answerer_sid is not None:
+            payload = {"offerId": offer.offer_id, "reason": reason, "by": ""}
+            deliveries = [
+                Delivery("callEnded", payload, to_sid=party)
+                for party in (offer.offerer_sid, offer.answerer_sid)
+            ]
+        if left.session is not None:
+            log.info("sid=%s left room=%s", sid, left.session.room)
         return deliveries
 
-    async def new_offer(self, sid: str, data: object) -> Outcome:
+    async def new_offer(self, session: Session, data: object) -> Outcome:
         description = parse_description(data, "offer", self.limits)
-        session = await self._session(sid)
         offer = Offer(
             offer_id=self._new_id(),
             room=session.room,
-            offerer_sid=sid,
+            offerer_sid=session.sid,
             offerer_user_name=session.user_name,
             offer=description,
             created_at=self._clock(),
         )
-        await self.store.add_offer(offer, self.limits.max_waiting_offers)
-        log.info("sid=%s offer=%s waiting in room=%s", sid, offer.offer_id, session.room)
+        await self.store.add_offer(offer, self.limits)
+        log.info("sid=%s offer=%s waiting in room=%s", session.sid, offer.offer_id, session.room)
         return Outcome(
             {"offerId": offer.offer_id},
-            [Delivery("newOfferAwaiting", [offer.view()], to_room=session.room, skip_sid=sid)],
+            [
+                Delivery(
+                    "newOfferAwaiting", [offer.view()], to_room=session.room, skip_sid=session.sid
+                )
+            ],
         )
 
-    async def ice_candidate(self, sid: str, data: object) -> Outcome:
+    async def ice_candidate(self, session: Session, data: object) -> Outcome:
         msg = parse_candidate_message(data, self.limits)
-        session = await self._session(sid)
         if msg.ice_user_name is not None and msg.ice_user_name != session.user_name:
             raise SignalingError(
                 ErrorCode.FORBIDDEN, "iceUserName does not match this session's user name"
             )
-        offer_id = await self.store.current_offer_id(sid)
-        if offer_id is None:
-            if msg.did_i_offer:
-                raise SignalingError(ErrorCode.FORBIDDEN, "didIOffer is true but there is no offer")
-            # An answerer trickles as soon as its local description is set, which can be before
-            # its answer reached us (the seed's client does): hold these until the answer.
-            await self.store.add_pending_candidate(
-                sid, msg.candidate, self.limits.max_pending_candidates
-            )
-            return Outcome(OK)
-        offer = await self.store.get_offer(offer_id)
-        if offer is None:  # ended between the two reads
-            raise SignalingError(ErrorCode.NOT_IN_CALL, "the call has ended")
-        is_offerer = offer.offerer_sid == sid
-        if msg.did_i_offer is not None and msg.did_i_offer != is_offerer:
-            raise SignalingError(
-                ErrorCode.FORBIDDEN, "didIOffer does not match this session's role"
-            )
-        if msg.offer_id is not None and msg.offer_id != offer_id:
-            raise SignalingError(
-                ErrorCode.FORBIDDEN, f"offer {msg.offer_id} is not this session's call"
-            )
-        if is_offerer:
-            target = await self.store.add_caller_candidate(
-                offer_id, msg.candidate, self.limits.max_buffered_candidates
-            )
-        else:
-            target = offer.offerer_sid
+        target = await self.store.route_candidate(
+            session.sid,
+            msg.candidate,
+            caller=msg.did_i_offer,
+            offer_id=msg.offer_id,
+            limits=self.limits,
+        )
         if target is None:
             return Outcome(OK)
         return Outcome(OK, [self._relay(target, msg.candidate)])
 
-    async def answer(self, sid: str, data: object) -> Outcome:
+    async def answer(self, session: Session, data: object) -> Outcome:
         msg = parse_answer_message(data, self.limits)
-        session = await self._session(sid)
-        offer: Offer | None
-        if msg.offer_id is not None:
-            offer = await self.store.get_offer(msg.offer_id)
-        else:  # the parser guarantees one of the two
-            offer = await self.store.find_offer(session.room, msg.offerer_user_name or "")
-        if offer is None or offer.room != session.room:
-            raise SignalingError(ErrorCode.NOT_FOUND, "cannot answer: no such offer in this room")
-        if msg.offerer_user_name is not None and msg.offerer_user_name != offer.offerer_user_name:
-            raise SignalingError(
-                ErrorCode.INVALID_PAYLOAD, "offererUserName does not match the offer's owner"
-            )
-        if offer.offerer_sid == sid:
-            raise SignalingError(ErrorCode.FORBIDDEN, "cannot answer your own offer")
-        try:
-            claimed = await self.store.claim_offer(offer.offer_id, session, msg.answer)
-        except SignalingError:
-            # the candidates held for this answer belong to a peer connection that lost:
-            # they must never reach the caller of a later call
-            await self.store.take_pending_candidates(sid)
-            raise
-        held = await self.store.take_pending_candidates(sid)
-        log.info("sid=%s answered offer=%s", sid, claimed.offer_id)
+        claimed = await self.store.claim_offer(
+            session, msg.answer, offer_id=msg.offer_id, offerer_user_name=msg.offerer_user_name
+        )
+        answered = claimed.offer
+        log.info("sid=%s answered offer=%s", session.sid, answered.offer_id)
         deliveries = [
-            Delivery("answerResponse", claimed.view(), to_sid=claimed.offerer_sid),
-            *(self._relay(claimed.offerer_sid, c) for c in held),
+            Delivery("answerResponse", answered.view(), to_sid=answered.offerer_sid),
+            *(self._relay(answered.offerer_sid, c) for c in claimed.held),
             Delivery(
                 "offerRemoved",
-                {"offerId": claimed.offer_id, "reason": "answered"},
-                to_room=claimed.room,
+                {"offerId": answered.offer_id, "reason": "answered"},
+                to_room=answered.room,
             ),
         ]
-        return Outcome([c.to_wire() for c in claimed.offer_ice_candidates], deliveries)
+        return Outcome([c.to_wire() for c in answered.offer_ice_candidates], deliveries)
 
-    async def renegotiate(self, sid: str, data: object) -> Outcome:
+    async def renegotiate(self, session: Session, data: object) -> Outcome:
         """Relay a new offer or its answer inside a call, from either party (screen share, a
         new track, an ICE restart). An answer goes through only to a party whose offer is
         unanswered; glare (both offer at once) is settled by the clients (docs/protocol.md:
         the answerer of the call is the polite side)."""
         msg = parse_renegotiate(data, self.limits)
-        session = await self._session(sid)
-        offer_id = await self.store.current_offer_id(sid)
-        if offer_id is None:
-            raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot renegotiate: not in a call")
-        if msg.offer_id is not None and msg.offer_id != offer_id:
-            raise SignalingError(ErrorCode.FORBIDDEN, f"offer {msg.offer_id} is not your call")
-        other = await self.store.renegotiation(offer_id, sid, msg.description.type)
-        log.info("sid=%s call=%s renegotiates (%s)", sid, offer_id, msg.description.type)
+        offer_id, other = await self.store.renegotiation(
+            session.sid, msg.description.type, offer_id=msg.offer_id
+        )
+        log.info("sid=%s call=%s renegotiates (%s)", session.sid, offer_id, msg.description.type)
         payload = {
             "offerId": offer_id,
             "description": msg.description.to_wire(),
@@ -221,29 +193,28 @@ class Switchboard:
         }
         return Outcome(OK, [Delivery("renegotiate", payload, to_sid=other)])
 
-    async def decline(self, sid: str, data: object) -> Outcome:
+    async def decline(self, session: Session, data: object) -> Outcome:
         """Someone in the room will not answer a waiting offer: its offerer is told; the offer
         stays waiting for the others."""
         offer_id = parse_offer_id(data, self.limits)
-        session = await self._session(sid)
         offer = await self.store.get_offer(offer_id)
         if offer is None or offer.room != session.room or offer.answered:
             raise SignalingError(ErrorCode.NOT_FOUND, "cannot decline: no such waiting offer")
-        if offer.offerer_sid == sid:
+        if offer.offerer_sid == session.sid:
             raise SignalingError(ErrorCode.FORBIDDEN, "cannot decline your own offer")
-        log.info("sid=%s declined offer=%s", sid, offer_id)
+        log.info("sid=%s declined offer=%s", session.sid, offer_id)
         payload = {"offerId": offer_id, "by": session.user_name}
         return Outcome(OK, [Delivery("offerDeclined", payload, to_sid=offer.offerer_sid)])
 
-    async def hangup(self, sid: str, data: object) -> Outcome:
+    async def hangup(self, session: Session, data: object) -> Outcome:
         wanted = parse_hangup(data, self.limits)
-        await self._session(sid)
-        offer_id = await self.store.current_offer_id(sid)
+        offer_id = await self.store.current_offer_id(session.sid)
         if offer_id is None:
             raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot hang up: no offer or call")
         if wanted is not None and wanted != offer_id:
             raise SignalingError(ErrorCode.NOT_FOUND, f"cannot hang up: {wanted} is not your call")
-        return Outcome(OK, await self._end(sid, offer_id, "hangup", "cancelled"))
+        offer = await self.store.remove_offer(offer_id)
+        return Outcome(OK, self._ended(session.sid, offer, "hangup", "cancelled"))
 
     async def expire_offers(self, ttl: float) -> list[Delivery]:
         """Withdraw every waiting offer older than ``ttl`` seconds (by the injected clock).
@@ -258,29 +229,22 @@ class Switchboard:
             for o in expired
         ]
 
-    async def _end(
-        self, sid: str, offer_id: str, call_reason: str, wait_reason: str
-    ) -> list[Delivery]:
-        offer = await self.store.remove_offer(offer_id)
+    @staticmethod
+    def _ended(sid: str, offer: Offer | None, call_reason: str, wait_reason: str) -> list[Delivery]:
+        """What the others are told when ``sid`` ends ``offer`` (None: nothing to end)."""
         if offer is None:
             return []
         if offer.answerer_sid is None:
-            log.info("sid=%s offer=%s withdrawn (%s)", sid, offer_id, wait_reason)
-            payload: JSON = {"offerId": offer_id, "reason": wait_reason}
+            log.info("sid=%s offer=%s withdrawn (%s)", sid, offer.offer_id, wait_reason)
+            payload: JSON = {"offerId": offer.offer_id, "reason": wait_reason}
             return [Delivery("offerRemoved", payload, to_room=offer.room, skip_sid=sid)]
         if sid == offer.offerer_sid:
             other, by = offer.answerer_sid, offer.offerer_user_name
         else:
             other, by = offer.offerer_sid, offer.answerer_user_name or ""
-        log.info("sid=%s call=%s ended (%s)", sid, offer_id, call_reason)
-        payload = {"offerId": offer_id, "reason": call_reason, "by": by}
+        log.info("sid=%s call=%s ended (%s)", sid, offer.offer_id, call_reason)
+        payload = {"offerId": offer.offer_id, "reason": call_reason, "by": by}
         return [Delivery("callEnded", payload, to_sid=other)]
-
-    async def _session(self, sid: str) -> Session:
-        session = await self.store.get_session(sid)
-        if session is None:
-            raise SignalingError(ErrorCode.UNAUTHORIZED, "this connection has no session")
-        return session
 
     @staticmethod
     def _relay(to_sid: str, candidate: Candidate) -> Delivery:

@@ -326,9 +326,8 @@ function connect() {
         auth.password = state.password;
       }
       state.resumeTried = state.resume;
-      if (state.resume) {
-        auth.resume = state.resume;
-      }
+      // true declares that this page can resume; the token resumes the session
+      auth.resume = state.resume ?? true;
       return auth;
     },
     onEvent: onServerEvent,

@@ -28,7 +28,7 @@ const QUEUED_ACK_TIMEOUT_MS = 40000;
  * @property {string} userName
  * @property {string} room
  * @property {string} [password]
- * @property {string} [resume]
+ * @property {string | true} [resume]
  * @property {number} [lastSeq]
  */
 
@@ -67,7 +67,7 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
   const socket = io(location.origin, {
     auth: (cb) => {
       const current = auth();
-      if (current.resume && lastSeq > 0) {
+      if (typeof current.resume === 'string' && lastSeq > 0) {
         current.lastSeq = lastSeq;
       }
       cb(current);

@@ -1,0 +1,385 @@
+"""callbox's python-socketio server: the one module that reaches into python-socketio's and
+python-engineio's internals (pinned below their next major versions), each reach explained.
+tests/unit/test_sio.py and the hardening tests pin down what is relied on.
+
+What it adds, and where python-socketio offers no public hook for it:
+
+- whether the client asked for an ack (``_handle_event_internal`` is the only place that sees
+  the packet id), so an error becomes an error ack or a ``signalingError`` event;
+- binary packets refused at their header, before any attachment is buffered
+  (``_handle_eio_message``); the protocol is JSON only;
+- malformed packets counted and the socket closed, with one throttled log line instead of a
+  traceback (``_handle_eio_message``);
+- the raw size of each message, measured before it is decoded (``_handle_eio_message``);
+- engine.io connections refused per address, and a deadline for the socket.io CONNECT after
+  the engine.io handshake (``_handle_eio_connect`` / ``_handle_eio_disconnect``);
+- a send budget: a socket whose unsent data (engine.io's queue plus the transport's write
+  buffer) would pass its budget is disconnected (``_send_packet`` for acks; the manager for
+  events); :class:`CallboxManager` also emits to each recipient without a task per
+  recipient (python-socketio's manager makes one), the packet encoded once per broadcast.
+- closing a socket at the transport level, without socket.io's DISCONNECT packet (after
+  which socket.io clients never reconnect): for a graceful restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import fcntl
+import logging
+import struct
+import termios
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import engineio
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from callbox.server.routing import weigh
+
+log = logging.getLogger(__name__)
+
+#: whether the event being handled asked for an ack
+wants_ack: contextvars.ContextVar[bool] = contextvars.ContextVar("wants_ack", default=False)
+#: bytes of the raw socket.io packet being handled (what the client sent)
+packet_bytes: contextvars.ContextVar[int] = contextvars.ContextVar("packet_bytes", default=0)
+
+RESERVED = "\x00reserved"  # internal event the server re-routes reserved names to
+# Names python-socketio dispatches to handlers of their own: a client *event* with one of these
+# names would otherwise run our connect/disconnect handlers with a payload for an environ, or
+# the catch-all handler without the event name.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*", RESERVED})
+_BINARY_TYPES = (str(sio_packet.BINARY_EVENT), str(sio_packet.BINARY_ACK))
+
+
+class Guard(Protocol):
+    """What the application decides for the engine.io layer."""
+
+    async def engine_connect(self, eio_sid: str, environ: dict[str, Any]) -> bool:
+        """A new engine.io connection: False refuses it (HTTP 401)."""
+        ...
+
+    def engine_disconnect(self, eio_sid: str) -> None: ...
+
+    def refused(self, eio_sid: str, kind: str, detail: str) -> None:
+        """A socket is closed for a protocol violation (``binary``, ``malformed``,
+        ``connect_deadline``, ``send_budget``, ``connect_attempts``): count it, log it once."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Unsent bytes a socket may have queued, and all the sockets of one address together."""
+
+    socket_bytes: int = 4 * 1024 * 1024
+    address_bytes: int = 8 * 1024 * 1024
+    #: below this a socket's queue is not looked at (the common case: nothing queued)
+    check_above: int = 256 * 1024
+
+
+class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """Remembers, per engine.io session, the aiohttp request of its websocket (an upgrade
+    comes on a new HTTP connection, whose transport the send budget must read)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.websocket_requests: dict[str, Any] = {}
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        request = args[0] if args else None
+        query = getattr(request, "query_string", "") or ""
+        if "transport=websocket" in query and "sid=" in query:
+            sid = urllib.parse.parse_qs(query).get("sid", [""])[0]
+            if sid in self.sockets:
+                self.websocket_requests[sid] = request
+        return await super().handle_request(*args, **kwargs)
+
+
+class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        budget: Budget,
+        connect_deadline: float,
+        max_connect_attempts: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(client_manager=CallboxManager(), **kwargs)
+        self.guard = guard
+        self.budget = budget
+        self.connect_deadline = connect_deadline
+        self.max_connect_attempts = max_connect_attempts
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._connects: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._address_of: dict[str, str] = {}
+        self._sockets_of: dict[str, set[str]] = {}
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return _EngineServer
+
+    # --- engine.io connections -------------------------------------------------------
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        if not await self.guard.engine_connect(eio_sid, environ):
+            return False
+        loop = asyncio.get_running_loop()
+        self._deadlines[eio_sid] = loop.call_later(
+            self.connect_deadline, self._connect_overdue, eio_sid
+        )
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        try:
+            await super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            handle = self._deadlines.pop(eio_sid, None)
+            if handle is not None:
+                handle.cancel()
+            self._connects.pop(eio_sid, None)
+            self.eio.websocket_requests.pop(eio_sid, None)
+            self.forget_address(eio_sid)
+            self.guard.engine_disconnect(eio_sid)
+
+    def _connect_overdue(self, eio_sid: str) -> None:
+        self._deadlines.pop(eio_sid, None)
+        if eio_sid in self.eio.sockets and self.manager.sid_from_eio_sid(eio_sid, "/") is None:
+            self.guard.refused(eio_sid, "connect_deadline", "no socket.io CONNECT in time")
+            self.spawn(self.kill(eio_sid))
+
+    def connected(self, eio_sid: str) -> None:
+        """The socket.io session was accepted: no deadline any more."""
+        handle = self._deadlines.pop(eio_sid, None)
+        if handle is not None:
+            handle.cancel()
+
+    def remember_address(self, eio_sid: str, address: str) -> None:
+        """Which address a socket belongs to (for the per-address send budget)."""
+        self._address_of[eio_sid] = address
+        self._sockets_of.setdefault(address, set()).add(eio_sid)
+
+    def address_of(self, eio_sid: str) -> str | None:
+        return self._address_of.get(eio_sid)
+
+    def forget_address(self, eio_sid: str) -> None:
+        address = self._address_of.pop(eio_sid, None)
+        if address is not None:
+            sockets = self._sockets_of.get(address, set())
+            sockets.discard(eio_sid)
+            if not sockets:
+                self._sockets_of.pop(address, None)
+
+    # --- packets from clients --------------------------------------------------------
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if not isinstance(data, str) or data[:1] in _BINARY_TYPES:
+            self.guard.refused(eio_sid, "binary", "binary packet (callbox speaks JSON only)")
+            await self.kill(eio_sid)
+            return
+        if data[:1] == str(sio_packet.CONNECT):
+            count = self._connects.get(eio_sid, 0) + 1
+            self._connects[eio_sid] = count
+            if count > self.max_connect_attempts:
+                self.guard.refused(eio_sid, "connect_attempts", f"{count} CONNECT packets")
+                await self.kill(eio_sid)
+                return
+        token = packet_bytes.set(len(data))
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            self.guard.refused(eio_sid, "malformed", f"{type(e).__name__}: {str(e)[:80]}")
+            await self.kill(eio_sid)
+        finally:
+            packet_bytes.reset(token)
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
+    ) -> None:
+        token = wants_ack.set(id is not None)
+        if not data or not isinstance(data[0], str) or data[0] in RESERVED_EVENTS:
+            name = data[0] if data and isinstance(data[0], str) else "?"
+            data = [RESERVED, name, *data[1:]]
+        try:
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        finally:
+            wants_ack.reset(token)
+
+    # --- sending ---------------------------------------------------------------------
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        encoded = pkt.encode()
+        for part in encoded if isinstance(encoded, list) else [encoded]:
+            if not self.within_budget(eio_sid, len(part)):
+                return
+            await self.eio.send(eio_sid, part)
+
+    def queued_bytes(self, eio_sid: str, *, kernel: bool = False) -> int:
+        """Unsent bytes of one socket: engine.io's queue, plus its transport's write buffer,
+        plus (``kernel``) what the kernel holds because the client does not take it."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return 0
+        queued = 0
+        if sock.queue.qsize():
+            # asyncio.Queue keeps its items in ``_queue`` (a deque); there is no public view
+            for item in tuple(sock.queue._queue):
+                data = getattr(item, "data", None)
+                queued += len(data) if isinstance(data, str | bytes) else 16
+        return int(queued + unsent(self._transport(eio_sid), kernel=kernel))
+
+    def within_budget(self, eio_sid: str, size: int) -> bool:
+        """Whether ``size`` more bytes may be queued for the socket; a socket past its budget
+        (or whose address is past its own) is disconnected and False returned."""
+        budget = self.budget
+        if self.queued_bytes(eio_sid) + size <= budget.check_above:
+            return True
+        mine = self.queued_bytes(eio_sid, kernel=True) + size
+        over = mine > budget.socket_bytes
+        if not over:
+            address = self._address_of.get(eio_sid)
+            peers = self._sockets_of.get(address, set()) if address else set()
+            total = mine + sum(self.queued_bytes(s, kernel=True) for s in peers if s != eio_sid)
+            over = total > budget.address_bytes
+        if over:
+            self.guard.refused(eio_sid, "send_budget", f"{mine} bytes unsent")
+            self.spawn(self.kill(eio_sid))
+            return False
+        return True
+
+    # --- closing -----------------------------------------------------------------------
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _transport(self, eio_sid: str) -> Any:
+        request = self.eio.websocket_requests.get(eio_sid)
+        if request is None:
+            request = self.environ.get(eio_sid, {}).get("aiohttp.request")
+        return getattr(request, "transport", None)
+
+    async def kill(self, eio_sid: str) -> None:
+        """Drop the connection now (an abuser or a client that does not read): the socket is
+        closed as a transport error and its TCP connection aborted, nothing more is sent."""
+        transport = self._transport(eio_sid)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None:
+            await sock.close(wait=False, abort=True, reason=self.reason.TRANSPORT_ERROR)
+            self.eio.sockets.pop(eio_sid, None)
+        if transport is not None:
+            transport.abort()
+
+    async def close_transport(self, eio_sid: str) -> None:
+        """Close the connection as if the network dropped it, without socket.io's
+        DISCONNECT: the client sees "transport close" and reconnects by itself. The socket's
+        disconnect handler runs with reason ``transport close``."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return
+        if sock.upgraded:
+            await sock.queue.put(None)  # engine.io's writer closes the websocket on None
+        else:  # long-polling: the next (or pending) poll gets CLOSE, the client reconnects
+            await sock.queue.put(eio_packet.Packet(eio_packet.CLOSE))
+        await sock.close(wait=False, abort=True, reason=self.reason.TRANSPORT_CLOSE)
+
+    async def close_all(self, grace: float) -> None:
+        """Close every engine.io connection (graceful restart), then wait for them to go,
+        at most ``grace`` seconds; whatever is left is aborted."""
+        for eio_sid in list(self.eio.sockets):
+            await self.close_transport(eio_sid)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        # engine.io signals nothing when a websocket has finished closing: poll its table
+        while self.eio.websocket_requests and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for eio_sid in list(self.eio.sockets):
+            transport = self._transport(eio_sid)
+            if transport is not None:
+                transport.abort()
+        self.eio.sockets.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def unsent(transport: Any, *, kernel: bool = False) -> int:
+    """Bytes a transport still holds for its peer. Over TLS, asyncio's transport counts only
+    what TLS has not encrypted yet: a large message is encrypted at once and waits in the TCP
+    transport underneath, which asyncio does not expose (``_ssl_protocol._transport``), so
+    both are read here. With ``kernel``, the socket's kernel send queue too (Linux
+    ``TIOCOUTQ``): a client that does not read leaves several MiB there before asyncio buffers
+    anything. tests/integration/test_hardening.py proves the count with such a client."""
+    if transport is None or transport.is_closing():
+        return 0
+    size = int(transport.get_write_buffer_size())
+    raw = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    if raw is not None and raw is not transport and hasattr(raw, "get_write_buffer_size"):
+        size += int(raw.get_write_buffer_size())
+    if kernel:
+        size += _kernel_queue(transport.get_extra_info("socket"))
+    return size
+
+
+def _kernel_queue(sock: Any) -> int:
+    if sock is None or not hasattr(termios, "TIOCOUTQ"):
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
+class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
+    """Emits to every recipient in turn, without a task per recipient, the packet encoded
+    once per emit; each send is checked against the recipient's budget."""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Callable[..., Any] | None = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if callback is not None:  # acks from clients are never asked for by callbox
+            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+            return
+        room = to or room
+        if namespace not in self.rooms:
+            return
+        if isinstance(data, tuple):
+            args = list(data)
+        elif data is not None:
+            args = [data]
+        else:
+            args = []
+        server: CallboxSocketServer = self.server
+        recipients = [
+            (sid, eio_sid)
+            for sid, eio_sid in self.get_participants(namespace, room)
+            if sid != skip_sid
+        ]
+        if len(recipients) == 1 and not server.within_budget(recipients[0][1], weigh(args)):
+            return  # refused before the work of encoding it
+        pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
+        encoded = pkt.encode()
+        parts = (
+            [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
+            if isinstance(encoded, list)
+            else [eio_packet.Packet(eio_packet.MESSAGE, encoded)]
+        )
+        size = sum(len(p.data) for p in parts)
+        for _, eio_sid in recipients:
+            if not server.within_budget(eio_sid, size):
+                continue
+            for part in parts:
+                await server.eio.send_packet(eio_sid, part)
