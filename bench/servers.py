@@ -143,6 +143,9 @@ CALLBOX_FLAGS = [
     "--event-rate", "1000000",
     "--event-burst", "1000000",
     "--max-waiting-offers", "1000000",
+    "--max-room-offer-bytes", str(2**40),
+    "--max-queued-bytes", str(2**40),
+    "--max-queued-bytes-per-ip", str(2**40),  # every client of the loadgen is 127.0.0.1
 ]  # fmt: skip
 
 
