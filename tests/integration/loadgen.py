@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import socketio
 
+from tests.integration.sio_client import disconnect_cleanly
+
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\n"}
 RECEIVED = "receivedIceCandidateFromServer"
@@ -105,7 +107,8 @@ async def run_load(
                 result.duplicated += max(0, got - expected)
             for peer in (caller, callee):
                 result.errors += [str(e) for e in peer.events["signalingError"]]
-        await asyncio.gather(*(p.sio.disconnect() for p in peers))
+        # deliberate leaves: a dropped socket's session would be held for a resume
+        await asyncio.gather(*(disconnect_cleanly(p.sio) for p in peers))
     result.seconds = time.monotonic() - started
     return result
 
