@@ -17,6 +17,8 @@ from aiohttp import web
 
 from callbox import __version__
 from callbox.config import ServerSettings
+from callbox.server import codec
+from callbox.server.codec import JsonPacket
 from callbox.server.events import SignalingEvents
 from callbox.server.lifecycle import Hub, Lifecycle
 from callbox.server.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -181,6 +183,8 @@ def create_app(
         ),
         connect_deadline=settings.connect_timeout,
         async_mode="aiohttp",
+        serializer=JsonPacket,
+        json=codec.json,
         async_handlers=False,  # one client's events are handled in the order they arrive
         cors_allowed_origins=same_origin(
             settings, origin_refused, lambda environ: hub_ref[0].trusts(environ)
