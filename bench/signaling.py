@@ -250,9 +250,9 @@ def cmd_calls(args: argparse.Namespace, workload: str) -> dict[str, Any]:
                               results, ratio_pairs(results))  # fmt: skip
         print(text)
         out["sizes"][str(pairs)] = {"rounds": results, **figures}
-    if workload == "lobby" and args.profile:
-        top = profile_lobby(args, calls_options(args, 50, "lobby"))
-        print(f"py-spy, callbox in the lobby workload ({args.profile}), top by own time:")
+    if args.profile:  # the last size of the workload, once more, with py-spy attached
+        top = profile_lobby(args, calls_options(args, sizes[-1], rooms))
+        print(f"py-spy, callbox in the {workload} workload ({args.profile}), top by own time:")
         for share, name in top:
             print(f"  {100 * share:5.1f}%  {name}")
         out["profile"] = {"file": args.profile, "top": [[s, n] for s, n in top]}
@@ -327,7 +327,7 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--warmup", type=float, default=2)
             s.add_argument("--duration", type=float, default=0,
                            help="seconds measured per round (10; 20 above 100 pairs)")  # fmt: skip
-        if name == "lobby":
+        if name != "idle":
             s.add_argument("--profile", help="also record callbox with py-spy: speedscope file")
         if name == "rooms":
             s.add_argument("--pairs", type=int_list, default=[50, 1000])

@@ -40,7 +40,6 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from callbox.server.ledger import Ledger
-from callbox.server.routing import weigh
 
 log = logging.getLogger(__name__)
 
@@ -386,13 +385,15 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
         else:
             args = []
         server: CallboxSocketServer = self.server
-        recipients = [
-            (sid, eio_sid)
-            for sid, eio_sid in self.get_participants(namespace, room)
-            if sid != skip_sid
-        ]
-        if len(recipients) == 1 and not server.within_budget(recipients[0][1], weigh(args)):
-            return  # refused before the work of encoding it
+        direct = self.eio_sid_from_sid(room, namespace) if isinstance(room, str) else None
+        if direct is not None:  # one socket (its own room): no copy of the room's table
+            recipients = [(room, direct)] if room != skip_sid else []
+        else:
+            recipients = [
+                (sid, eio_sid)
+                for sid, eio_sid in self.get_participants(namespace, room)
+                if sid != skip_sid
+            ]
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
         encoded = pkt.encode()
         parts = (
