@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from callbox.errors import ConfigError
+from callbox.turn_settings import DEFAULT_TURN_TTL, TURN_FLAGS, add_turn_arguments, turn_settings
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8443
@@ -94,6 +95,16 @@ class ServerSettings:
     redis_prefix: str = "callbox:"
     #: this node's name among the nodes on one Redis (default: random at each start)
     node_id: str | None = None
+    # --- TURN credentials and the built-in STUN (server/ice.py, server/stun.py) ---
+    #: turn:/turns: URLs of a coturn sharing ``turn_secret`` (TURN REST credentials)
+    turn_urls: tuple[str, ...] = ()
+    #: coturn's static-auth-secret; never printed (not even in this object's repr)
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl: int = DEFAULT_TURN_TTL
+    #: UDP port the built-in STUN server answers on (None: off)
+    stun_port: int | None = None
+    #: host name in the built-in STUN's URL (None: the Host the client reached us by)
+    stun_host: str | None = None
 
     @property
     def jwt(self) -> bool:
@@ -222,6 +233,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_hardening_arguments(parser)
     add_nodes_arguments(parser)
+    add_turn_arguments(parser)
 
 
 def add_nodes_arguments(parser: argparse.ArgumentParser) -> None:
@@ -427,6 +439,7 @@ _SETTING_KEYS = (
     "metrics_token",
     "debug_metrics",
     *_NODES_FLAGS,
+    *TURN_FLAGS,
 )
 
 
@@ -436,7 +449,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         value = env.get(f"CALLBOX_{key.upper()}")
         if value is not None and value != "":
             out[key] = value
-    for key in ("ice_servers", "allowed_origins", "trusted_proxies"):
+    for key in ("ice_servers", "allowed_origins", "trusted_proxies", "turn_urls"):
         if key in out:
             out[key] = out[key].split()
     if "http" in out:
@@ -477,7 +490,11 @@ def serve_settings_from(
             for f in _HARDENING_FLAGS
         },
         **{f: getattr(args, f, None) for f in _NODES_FLAGS},
+        **{f: getattr(args, "turn_url" if f == "turn_urls" else f, None) for f in TURN_FLAGS},
     }
+    if args.turn_secret is not None or args.turn_secret_file is not None:
+        merged.pop("turn_secret", None)  # a secret given as a flag replaces one from below
+        merged.pop("turn_secret_file", None)
     merged.update({k: v for k, v in flags.items() if v is not None})
     unknown = set(merged) - set(flags)
     if unknown:
@@ -540,6 +557,7 @@ def _build(values: Mapping[str, Any]) -> ServerSettings:
         ),
         **_hardening(values),
         **_nodes(values),
+        **turn_settings(values),
     )
 
 

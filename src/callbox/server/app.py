@@ -24,6 +24,7 @@ from callbox.server.lifecycle import Hub, Lifecycle
 from callbox.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from callbox.server.routing import LocalSessions, Router
 from callbox.server.sio import Budget, CallboxSocketServer
+from callbox.server.stun import stun_service
 from callbox.signaling import Limits, MemoryStore, SignalingError, Store, Switchboard
 from callbox.signaling.mailbox import Mailbox, MailboxLimits, MemoryMailbox
 
@@ -228,7 +229,8 @@ def _routes(app: web.Application, hub: Hub, ca_path: Path | None) -> None:
 
     async def config(request: web.Request) -> web.Response:
         user = hub.authenticator.bearer(request.headers.get("Authorization"))
-        offer = hub.ice.anonymous() if user is None else hub.ice.for_user(user)
+        ice, host = hub.ice, request.headers.get("Host")
+        offer = ice.anonymous(host) if user is None else ice.for_request(host)
         return web.json_response(offer.to_wire(), headers={"Cache-Control": "no-store"})
 
     async def ca_pem(request: web.Request) -> web.StreamResponse:
@@ -334,3 +336,4 @@ def _background(
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
+    app.cleanup_ctx.append(stun_service(hub.settings))  # the built-in STUN server, if --stun-port

@@ -66,7 +66,9 @@ class SignalingEvents:
 
     async def ice_servers(self, session: Session, payload: object) -> Outcome:
         """``iceServers``: fresh ICE servers (and TURN credentials) for this session."""
-        return Outcome(self.hub.ice.for_user(session.user_name).to_wire())
+        local = self.hub.sessions.by_session.get(session.sid)  # the built-in STUN's URL
+        environ = (self.hub.sio.get_environ(local.at.sid) if local else None) or {}  # names Host
+        return Outcome(self.hub.ice.for_session(session.sid, environ.get("HTTP_HOST")).to_wire())
 
     async def on_unknown(self, event: str, sid: str, *args: object) -> object:
         hub = self.hub

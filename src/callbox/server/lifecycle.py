@@ -75,7 +75,7 @@ class Hub:
     def __post_init__(self) -> None:
         s = self.settings
         self.authenticator = Authenticator(s)
-        self.ice = IceServers(s)
+        self.ice = IceServers(s, self.metrics.turn_credentials.inc)
         self.rates = RateLimiter(s.event_rate, s.event_burst)
         # a few engine.io handshakes more than sessions: a client's next connection may
         # open before its last one is noticed closed; unauthenticated ones time out
@@ -200,7 +200,7 @@ class Lifecycle:
         await hub.sio.enter_room(sid, room_of(session.room))
         if hub.router.bus is not None:
             await hub.router.bus.join(session.room)
-        ice = hub.ice.for_user(session.user_name)
+        ice = hub.ice.for_session(session.sid, environ.get("HTTP_HOST"))
         welcome: dict[str, object] = {
             "userName": session.user_name,
             "room": session.room,

@@ -102,6 +102,11 @@ class Metrics:
                 registry=registry,
             )
             objects.set_function(lambda: len(gc.get_objects()))
+        self.turn_credentials = Counter(
+            "callbox_turn_credentials_issued",
+            "TURN credentials minted for clients (welcome, iceServers, GET /config)",
+            registry=registry,
+        )
         self.store_entries = Gauge(
             "callbox_store_entries",
             "Entries in the in-memory tables (sessions, offers, mailboxes, ...)",
