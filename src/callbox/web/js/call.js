@@ -15,6 +15,8 @@ import { createPeer, offersChannel } from './peer.js';
 
 /** How long a call may stay `reconnecting` before it is given up. */
 const GIVE_UP_MS = 30000;
+/** The same, once the server forgot the call (nobody can help restart ICE). */
+const ORPHAN_GIVE_UP_MS = 10000;
 
 /** @typedef {import('./ui.js').OfferView} OfferView */
 /** @typedef {import('./ui.js').RemoteMedia} RemoteMedia */
@@ -77,6 +79,13 @@ export function createCall(o) {
   let connectedAt = null;
   let ended = false;
   let stuck = false;
+  /**
+   * The server forgot the call but media flows (PLAN.md decisions 3, 5): without the
+   * server nobody can repair a broken path, so trouble ends the call soon. 'peer': the
+   * other side's session is gone too, so trouble means it is gone (end at once).
+   * @type {'' | 'peer' | 'server'}
+   */
+  let orphan = '';
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let giveUpTimer;
   /** @type {RTCIceCandidateInit[]} local candidates waiting for the offerId */
@@ -160,6 +169,9 @@ export function createCall(o) {
       clearTimeout(giveUpTimer);
       giveUpTimer = undefined;
       phase = 'connected';
+    } else if (wasConnected && orphan === 'peer' && (trouble || s.connection === 'failed')) {
+      end({ kind: 'error', title: 'Peer left', message: `${peerName || 'The other side'} left the call (disconnected).` });
+      return;
     } else if (wasConnected && (trouble || s.connection === 'failed')) {
       phase = 'reconnecting';
       giveUpTimer ??= setTimeout(() => {
@@ -170,7 +182,7 @@ export function createCall(o) {
             message: `The connection to ${peerName || 'the other side'} could not be restored.`,
           });
         }
-      }, GIVE_UP_MS);
+      }, orphan ? ORPHAN_GIVE_UP_MS : GIVE_UP_MS);
     } else if (!wasConnected && s.connection === 'failed') {
       end({
         kind: 'error',
@@ -223,7 +235,8 @@ export function createCall(o) {
         },
         onClose: () => {
           if (!ended) {
-            end({ kind: 'notice', title: 'Call ended', message: `${peerName || 'The other side'} left the call.` });
+            // closed without a hang-up first: their page or connection went away
+            end({ kind: 'error', title: 'Peer left', message: `${peerName || 'The other side'} left the call (disconnected).` });
           }
         },
         onMessage: (m) => onMessage(m),
@@ -438,6 +451,7 @@ export function createCall(o) {
         channel?.open() === true;
       if (keep) {
         offerId = null; // the server forgot the call: nothing to tell it any more
+        orphan = reason === 'peer-disconnected' ? 'peer' : 'server';
       }
       return keep;
     },
@@ -445,6 +459,7 @@ export function createCall(o) {
     /** The server does not know our call any more (a new session): go on peer to peer. */
     detachFromServer() {
       offerId = null;
+      orphan ||= 'server';
     },
 
     /**

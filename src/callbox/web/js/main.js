@@ -35,6 +35,8 @@ const state = {
   resume: null,
   /** @type {string | null} the token the current connection attempt carries */
   resumeTried: null,
+  /** send `auth.resume: true` (false only for a server that predates it and refuses it) */
+  declareResume: true,
   me: '',
   socket: 'connecting',
   /** @type {string[]} */
@@ -847,6 +849,13 @@ function serverEndedCall(call, payload) {
  * @param {import('./signaling.js').StatusDetail} detail
  */
 function onSocketStatus(status, detail) {
+  if (status === 'offline' && detail.code === 'invalid_payload' && /resume/.test(detail.reason ?? '') && state.declareResume && !state.resumeTried) {
+    // An older server that does not know `resume: true`: connect as its seed clients do.
+    log.warn('the server does not take auth.resume: true; connecting without it');
+    state.declareResume = false;
+    state.signaling?.reconnect();
+    return;
+  }
   if (status === 'offline' && detail.code === 'unauthorized' && state.resumeTried) {
     // PLAN.md decision 5: the server would not resume (it restarted, or the grace is
     // over). Connect as a new session; a call whose media flows goes on (see welcomed).
@@ -898,7 +907,10 @@ function connect() {
   state.signaling = createSignaling({
     auth: () => {
       /** @type {import('./signaling.js').Auth} */
-      const auth = { userName: state.name, room: state.room, resume: state.resume ?? true };
+      const auth = { userName: state.name, room: state.room };
+      if (state.resume || state.declareResume) {
+        auth.resume = state.resume ?? true;
+      }
       if (state.password) {
         auth.password = state.password;
       }
@@ -1028,7 +1040,9 @@ ui.bind({
   },
   onScreen: toggleScreen,
   onIdentity: (name, room) => {
-    const nextName = name || state.name;
+    // The input shows the name the server gave ("twin-2"); unchanged, we keep asking for
+    // the one the user chose ("twin"), which may be free in another room.
+    const nextName = name && name !== state.me ? name : state.name;
     const nextRoom = room || 'lobby';
     if (!ROOM_RE.test(nextRoom)) {
       state.roomNote = 'A room name is 1 to 64 letters, digits, “_” or “-”.';

@@ -248,9 +248,14 @@ export function createPeer({
     }
     try {
       makingOffer = true;
+      const before = remoteUfrag(pc.localDescription);
       await pc.setLocalDescription();
       if (closed || pc.signalingState !== 'have-local-offer') {
         return;
+      }
+      if (before && remoteUfrag(pc.localDescription) !== before && !restarting) {
+        restarting = true; // pc.restartIce() called by someone else: show it
+        report();
       }
       clearTimeout(answerTimer);
       answerTimer = setTimeout(giveUpOffer, ANSWER_MS);
