@@ -160,7 +160,7 @@ function render() {
     room: state.room,
     socket: state.socket,
     socketTrail: state.socketTrail,
-    canReconnect: state.socket !== 'connected' && !state.needPassword,
+    canReconnect: state.socket !== 'connected' && !state.needPassword && !state.refused,
     phase: state.phase,
     ice: state.ice,
     iceTrail: state.iceTrail,
