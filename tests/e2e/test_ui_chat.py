@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 
 
 def say(who: object, text: str) -> None:
-    page = getattr(who, "page")
+    page = who.page
     page.locator("#chat-input").fill(text)
     page.locator("#chat-input").press("Enter")
     expect(page.locator("#chat-input")).to_have_value("")
@@ -36,7 +36,10 @@ def test_chat_both_ways_names_and_html_are_text(people: PersonFactory) -> None:
     expect(a.page.locator("#chat-log li").last).to_contain_text("bob")
     expect(a.page.locator("#chat-log li").last).to_contain_text("hello <i>there</i>")
     for who in (a, b):
-        assert who.page.locator("#chat-log img, #chat-log script, #chat-log b, #chat-log i").count() == 0
+        assert (
+            who.page.locator("#chat-log img, #chat-log script, #chat-log b, #chat-log i").count()
+            == 0
+        )
         expect(who.page.locator("#chat-log li")).to_have_count(2)
         assert who.dialogs == []
 

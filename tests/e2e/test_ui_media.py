@@ -80,11 +80,14 @@ def two_camera_browser(playwright: Playwright) -> Iterator[Browser]:
     (I420, Y16, MJPEG): the second, a depth camera, gives no frames a video encoder takes,
     so the test switches from the first to the third."""
     args = [
-        "--use-fake-device-for-media-stream=device-count=3" if a.startswith("--use-fake-device")
+        "--use-fake-device-for-media-stream=device-count=3"
+        if a.startswith("--use-fake-device")
         else a
         for a in CHROMIUM_ARGS
     ]
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args, chromium_sandbox=False)
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=args, chromium_sandbox=False
+    )
     yield browser
     browser.close()
 

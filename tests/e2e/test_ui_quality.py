@@ -53,8 +53,9 @@ async () => {
     paths: [['host', 'host'], ['host', 'prflx'], ['srflx', 'host'], ['prflx', 'srflx'],
             ['relay', 'host'], ['host', 'relay'], ['srflx', 'relay']]
       .map(([l, r]) => stats.pathOf(l, r)),
-    sample: {path: s.path, rtt: s.rttMs, loss: s.lossPercent, inKbps: s.inKbps, outKbps: s.outKbps,
-             size: [s.width, s.height], text: stats.describeSample(s), level: stats.qualityLevel(s)},
+    sample: {path: s.path, rtt: s.rttMs, loss: s.lossPercent, inKbps: s.inKbps,
+             outKbps: s.outKbps, size: [s.width, s.height], text: stats.describeSample(s),
+             level: stats.qualityLevel(s)},
     noPair: stats.summarize([], null).path,
     restart: [stats.restartAfterRefresh(relayed), stats.restartAfterRefresh(stun),
               stats.restartAfterRefresh(null)],
@@ -136,7 +137,9 @@ def test_quality_indicator_shows_direct_on_a_direct_call(people: PersonFactory) 
     connect_pair(a, b)
     for who in (a, b):
         expect(who.page.locator("#quality")).to_have_text("direct")
-        expect(who.page.locator("#quality")).to_have_attribute("data-level", re.compile("good|fair"))
+        expect(who.page.locator("#quality")).to_have_attribute(
+            "data-level", re.compile("good|fair")
+        )
         details = who.page.locator("#quality-details")
         expect(details).to_contain_text(re.compile(r"direct · \d+ ms · [\d.]+% loss · ↓"))
         expect(details).to_contain_text("640×480")
