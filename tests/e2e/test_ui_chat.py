@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .browser import PersonFactory, connect_pair
+from .browser import Person, PersonFactory, connect_pair
 
 pytestmark = pytest.mark.e2e
 
 
-def say(who: object, text: str) -> None:
+def say(who: Person, text: str) -> None:
     page = who.page
     page.locator("#chat-input").fill(text)
     page.locator("#chat-input").press("Enter")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -117,7 +117,7 @@ def test_screenshots_of_idle_ringing_connected_and_phone(people: PersonFactory) 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_text_contrast_is_at_least_4_5_to_1(
-    people: PersonFactory, callbox_server: Any, scheme: str
+    people: PersonFactory, callbox_server: Any, scheme: Literal["light", "dark"]
 ) -> None:
     a = people("contrast-a")
     b = people("contrast-b")
