@@ -90,6 +90,8 @@ export function createCall(o) {
   let giveUpTimer;
   /** @type {RTCIceCandidateInit[]} local candidates waiting for the offerId */
   const outbox = [];
+  /** The SDP of our first offer (caller), with the candidates gathered before it went. */
+  let offerSdp = '';
   /** Where the last description went: its candidates follow it. */
   let route = /** @type {'server' | 'channel'} */ ('server');
   /** @type {RemoteMedia} */
@@ -354,23 +356,29 @@ export function createCall(o) {
      */
     async offer(stream) {
       local = { audio: Boolean(stream?.getAudioTracks().length), video: Boolean(stream?.getVideoTracks().length), screen: false };
-      return peer.offer(stream);
+      const offer = await peer.offer(stream);
+      offerSdp = offer.sdp ?? '';
+      return offer;
     },
 
     /** @param {string} id  the server acked our offer: send the candidates held for it */
     setOfferId(id) {
       offerId = id;
       for (const candidate of outbox.splice(0)) {
-        candidateToServer(candidate);
+        // those gathered before the offer went out are in its SDP already
+        if (!candidate.candidate || !offerSdp.includes(`a=${candidate.candidate}\r\n`)) {
+          candidateToServer(candidate);
+        }
       }
     },
 
     /**
-     * Answerer, before the click: set the waiting offer and its candidates.
+     * Answerer, before the click: set the waiting offer and its candidates, add our media.
      * @param {OfferView} view
+     * @param {MediaStream | null} stream
      */
-    async prepare(view) {
-      await peer.prepare(view.offer);
+    async prepare(view, stream) {
+      await peer.prepare(view.offer, stream);
       for (const candidate of view.offerIceCandidates ?? []) {
         peer.addRemoteCandidate(candidate);
       }
@@ -399,15 +407,15 @@ export function createCall(o) {
 
     /** @param {any} payload  answerResponse (caller) */
     answered(payload) {
-      peerName = String(payload.answererUserName ?? '');
-      phase = 'connecting';
       o.mark('answer-response');
-      changed();
       const done = peer.receive(payload.answer).then(() => {
         for (const candidate of payload.answererIceCandidates ?? []) {
           peer.addRemoteCandidate(candidate);
         }
       });
+      peerName = String(payload.answererUserName ?? '');
+      phase = 'connecting';
+      queueMicrotask(changed); // after the answer is on its way into the connection
       done.catch((err) =>
         end({ kind: 'error', title: 'Call failed', message: `The answer could not be used (${describe(err)}).` }),
       );

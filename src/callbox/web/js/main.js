@@ -419,7 +419,11 @@ function adopt(/** @type {Call} */ call) {
   clearError('media');
   clearError('call');
   ui.showNotice('');
-  performance.clearMarks();
+  for (const entry of performance.getEntriesByType('mark')) {
+    if (entry.name.startsWith('callbox:')) {
+      performance.clearMarks(entry.name); // the timeline is the newest call's
+    }
+  }
   state.call = call;
   state.chat = [];
   state.quality = null;
@@ -537,39 +541,62 @@ function settleDoubleCall() {
  * @param {MediaStream} [reuse]  media already open (a double call)
  */
 async function answerCall(offerId, receiveOnly = false, reuse) {
-  mark('click');
+  const clicked = performance.now();
   const view = state.offers.get(offerId);
   if (state.call || !view) {
     return;
   }
-  state.incoming = null;
-  stopRinging();
-  const ready = state.prepared?.offerId === offerId ? state.prepared : null;
+  const ready = state.prepared?.offerId === offerId && !receiveOnly ? state.prepared : null;
   if (!ready) {
     discardPrepared();
   }
   state.prepared = null;
-  const call = ready?.call ?? newCall('answerer', offerId, view.offererUserName, state.iceServers ?? (await iceServers().catch(() => [])), channelFor(view));
-  adopt(call);
-  setPhase('connecting');
-  let stream = reuse ?? ready?.stream ?? null;
-  if (!receiveOnly && !stream) {
-    const opened = await startMedia('Answer without camera', () => answerCall(offerId, true));
-    if (opened === undefined) {
-      call.close();
-      state.call = null;
-      setPhase('idle');
+  state.incoming = null;
+  /** @type {Call} */
+  let call;
+  /** @type {MediaStream | null} */
+  let stream;
+  /** @type {Promise<RTCSessionDescriptionInit>} */
+  let answering;
+  if (ready) {
+    // Prepared before the click: answer first, show it after (issue 8: nothing before
+    // the answer that ICE does not need).
+    call = ready.call;
+    stream = ready.stream;
+    adopt(call);
+    answering = call.answer(view, stream);
+    performance.mark('callbox:click', { startTime: clicked });
+    queueMicrotask(() => {
+      // after the answer's first step (queued first): the page follows the call
+      stopRinging();
+      setPhase('connecting');
+    });
+  } else {
+    stopRinging();
+    call = newCall('answerer', offerId, view.offererUserName, state.iceServers ?? (await iceServers().catch(() => [])), channelFor(view));
+    adopt(call);
+    performance.mark('callbox:click', { startTime: clicked });
+    setPhase('connecting');
+    stream = reuse ?? null;
+    if (!receiveOnly && !stream) {
+      const opened = await startMedia('Answer without camera', () => answerCall(offerId, true));
+      if (opened === undefined) {
+        call.close();
+        state.call = null;
+        setPhase('idle');
+        return;
+      }
+      stream = opened;
+    }
+    if (!current(call)) {
+      stream?.getTracks().forEach((t) => t.stop());
       return;
     }
-    stream = opened;
-  }
-  if (!current(call)) {
-    stream?.getTracks().forEach((t) => t.stop());
-    return;
+    answering = call.answer(view, receiveOnly ? null : stream);
   }
   useStream(receiveOnly ? null : stream);
   try {
-    const answer = await call.answer(view, receiveOnly ? null : stream);
+    const answer = await answering;
     const acked = send('newAnswer', { offerId, offererUserName: view.offererUserName, answer });
     mark('answer-sent');
     const buffered = await acked;
@@ -686,7 +713,7 @@ async function prepare(view) {
   }
   const call = newCall('answerer', view.offerId, view.offererUserName, servers, channelFor(view));
   state.prepared = { offerId: view.offerId, call, stream: opened.stream };
-  call.prepare(view).catch((err) => {
+  call.prepare(view, opened.stream).catch((err) => {
     log.warn('could not prepare the answer', describe(err));
     if (state.prepared?.call === call) {
       discardPrepared();

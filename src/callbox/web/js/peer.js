@@ -27,6 +27,8 @@
 const RESTART_AFTER_MS = 3000;
 /** How long an offer of ours may wait for its answer before it is rolled back. */
 const ANSWER_MS = 10000;
+/** How long the first offer waits for its candidates (host ones take milliseconds). */
+const OFFER_GATHER_MS = 300;
 
 /**
  * @typedef {object} PeerState
@@ -43,8 +45,9 @@ const ANSWER_MS = 10000;
  * @property {(stream: MediaStream | null) => Promise<RTCSessionDescriptionInit>} offer
  *   caller: add the local tracks (receive-only transceivers for what `stream` lacks),
  *   make the first offer and set it locally
- * @property {(offer: RTCSessionDescriptionInit) => Promise<void>} prepare
- *   answerer, before the user answers: set the caller's offer (no network traffic yet)
+ * @property {(offer: RTCSessionDescriptionInit, stream: MediaStream | null) => Promise<void>} prepare
+ *   answerer, before the user answers: set the caller's offer, add our tracks, make the
+ *   answer (no network traffic yet: nothing is set locally)
  * @property {(offer: RTCSessionDescriptionInit, stream: MediaStream | null) => Promise<RTCSessionDescriptionInit>} answer
  *   answerer: set the offer (unless prepared), add the local tracks, make the answer
  * @property {(description: RTCSessionDescriptionInit) => Promise<void>} receive
@@ -295,8 +298,12 @@ export function createPeer({
     }
   };
 
-  /** Whether the offer in `remoteDescription` is the one we were given. */
+  /** Answerer, before the click: the offer set, the tracks added, the answer made. */
   let prepared = '';
+  /** @type {MediaStream | null | undefined} the stream whose tracks `prepare` added */
+  let preparedWith;
+  /** @type {RTCSessionDescriptionInit | null} */
+  let preparedAnswer = null;
 
   return {
     channel,
@@ -304,10 +311,14 @@ export function createPeer({
     async offer(stream) {
       addLocal(stream, true);
       await pc.setLocalDescription(await pc.createOffer());
+      // The offer waits in the room until someone answers, so a few milliseconds for the
+      // candidates to be in it cost nobody anything; then the answerer can start ICE checks
+      // the moment it answers, without waiting for the candidates in newAnswer's ack.
+      await gathered(pc, OFFER_GATHER_MS);
       return plain(pc.localDescription);
     },
 
-    prepare(offer) {
+    prepare(offer, stream) {
       return serial(async () => {
         if (closed || prepared) {
           return;
@@ -315,6 +326,11 @@ export function createPeer({
         await pc.setRemoteDescription(offer);
         prepared = offer.sdp ?? '';
         await flushPending();
+        // Added after the offer, the tracks reuse the offer's transceivers. The answer is
+        // made now (no network traffic: gathering starts when it is set, at the click).
+        addLocal(stream, false);
+        preparedWith = stream;
+        preparedAnswer = await pc.createAnswer();
       });
     },
 
@@ -325,9 +341,12 @@ export function createPeer({
           prepared = offer.sdp ?? '';
           await flushPending();
         }
-        // Added after the offer, the tracks reuse the offer's transceivers.
-        addLocal(stream, false);
-        await pc.setLocalDescription(await pc.createAnswer());
+        if (preparedWith !== stream) {
+          addLocal(stream, false);
+          preparedAnswer = null;
+        }
+        mark('answer-start');
+        await pc.setLocalDescription(preparedAnswer ?? (await pc.createAnswer()));
         mark('answer-set');
         negotiated = true;
         return plain(pc.localDescription);
@@ -440,6 +459,28 @@ export function createPeer({
       pc.close();
     },
   };
+}
+
+/**
+ * Resolve once ICE gathering is complete, or after `ms`.
+ * @param {RTCPeerConnection} pc
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+function gathered(pc, ms) {
+  if (pc.iceGatheringState === 'complete') {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === 'complete' && done();
+    const timer = setTimeout(done, ms);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
 }
 
 /**
