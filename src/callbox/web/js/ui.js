@@ -247,6 +247,7 @@ export function createUi() {
     speakerLabel: byId('speaker-label', HTMLElement),
     notify: byId('notify', HTMLButtonElement),
     roomLink: byId('room-link', HTMLAnchorElement),
+    phoneLink: byId('phone-link', HTMLAnchorElement),
     copyLink: byId('copy-link', HTMLButtonElement),
     showQr: byId('show-qr', HTMLButtonElement),
     qrBox: byId('qr-box', HTMLElement),
@@ -531,6 +532,7 @@ export function createUi() {
       if (el.roomLink.href !== s.link) {
         el.roomLink.href = s.link;
         el.roomLink.textContent = s.link;
+        el.phoneLink.href = `/phone?room=${encodeURIComponent(s.room)}`;
       }
       el.qrBox.hidden = !s.qrShown;
       el.showQr.setAttribute('aria-expanded', String(s.qrShown));
