@@ -94,6 +94,8 @@ export function createCall(o) {
   let offerSdp = '';
   /** Where the last description went: its candidates follow it. */
   let route = /** @type {'server' | 'channel'} */ ('server');
+  /** Where the other side's last offer came from: our answer goes back that way. */
+  let offerRoute = /** @type {'' | 'server' | 'channel'} */ ('');
   /** @type {RemoteMedia} */
   let remote = { known: false, audio: false, video: false, screen: false };
   /** @type {string[]} */
@@ -127,7 +129,16 @@ export function createCall(o) {
 
   /** @param {RTCSessionDescriptionInit} description */
   const sendDescription = (description) => {
-    if (channelUsable()) {
+    // An answer goes back the way its offer came: the server relays an answer only to a
+    // party whose offer it relayed (docs/protocol.md, "Renegotiation").
+    const back = description.type === 'answer' ? offerRoute : '';
+    if (back === 'channel' && channel?.open()) {
+      route = 'channel';
+      channel.send({ type: 'description', description });
+    } else if (back === 'server' && o.serverReady() && offerId) {
+      route = 'server';
+      o.send('renegotiate', { offerId, description }).catch((err) => log.warn('renegotiate not sent', describe(err)));
+    } else if (channelUsable()) {
       route = 'channel';
       channel?.send({ type: 'description', description });
     } else if (o.serverReady() && offerId) {
@@ -264,6 +275,9 @@ export function createCall(o) {
         o.onChat({ id: `r-${m.id}`, from: peerName || 'them', text: m.text, mine: false });
         break;
       case 'description':
+        if (m.description.type === 'offer') {
+          offerRoute = 'channel';
+        }
         peer.receive(m.description).catch((err) => log.warn('renegotiation failed', describe(err)));
         break;
       case 'candidate':
@@ -428,6 +442,9 @@ export function createCall(o) {
 
     /** @param {RTCSessionDescriptionInit} description  from the server's `renegotiate` */
     renegotiate(description) {
+      if (description.type === 'offer') {
+        offerRoute = 'server';
+      }
       peer.receive(description).catch((err) => log.warn('renegotiation failed', describe(err)));
     },
 
