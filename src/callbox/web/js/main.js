@@ -6,19 +6,19 @@
  */
 import { createCall, channelFor } from './call.js';
 import { alreadyAllowed, canPickSpeaker, describe, listDevices, missingMessage, openDevice, openMedia, openScreen } from './devices.js';
+import { createIceServers } from './iceservers.js';
 import { createLogger, levelFromQuery } from './log.js';
 import { describeCheck, runCheck } from './netcheck.js';
 import { createRinger } from './ringing.js';
 import { createSignaling } from './signaling.js';
 import { createStatsPoller, describeSample, PATH_TEXT, qualityLevel, restartAfterRefresh } from './stats.js';
+import { initialDevices, initialName, initialRoom, saveDevices, saveName } from './prefs.js';
 import { createUi } from './ui.js';
 
 /** @typedef {import('./ui.js').OfferView} OfferView */
 /** @typedef {import('./ui.js').UiError} UiError */
 /** @typedef {import('./call.js').Call} Call */
 
-const NAME_KEY = 'callbox.name';
-const DEVICE_KEY = 'callbox.devices';
 const TRAIL_LENGTH = 6;
 /** How long "ended" stays on screen before the page shows idle again. */
 const ENDED_MS = 2500;
@@ -44,13 +44,6 @@ const state = {
   needPassword: false,
   /** the server refused for a reason retrying does not cure (room name, password) */
   refused: false,
-  /** @type {RTCIceServer[] | null} */
-  iceServers: null,
-  /** @type {number | null} seconds the ICE servers' credentials stay valid */
-  iceTtl: null,
-  iceFetchedAt: 0,
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  iceTimer: undefined,
   /** @type {Map<string, OfferView>} waiting offers of the room, in arrival order */
   offers: new Map(),
   /** @type {Set<string>} offers this user declined (no ringing for them again) */
@@ -95,50 +88,6 @@ const state = {
   /** @type {import('./signaling.js').Signaling | null} */
   signaling: null,
 };
-
-/** @returns {string} the stored name, or a new random guest name (then stored) */
-function initialName() {
-  let name = '';
-  try {
-    name = localStorage.getItem(NAME_KEY) ?? '';
-  } catch {
-    // Storage can be blocked (privacy settings): a name for this page only, then.
-  }
-  if (!name) {
-    const digits = new Uint16Array(1);
-    crypto.getRandomValues(digits);
-    name = `guest-${(digits[0] % 10000).toString().padStart(4, '0')}`;
-    store(NAME_KEY, name);
-  }
-  return name;
-}
-
-/** @returns {{camera: string, microphone: string, speaker: string}} */
-function initialDevices() {
-  try {
-    const saved = JSON.parse(localStorage.getItem(DEVICE_KEY) ?? '{}');
-    return { camera: String(saved.camera ?? ''), microphone: String(saved.microphone ?? ''), speaker: String(saved.speaker ?? '') };
-  } catch {
-    return { camera: '', microphone: '', speaker: '' };
-  }
-}
-
-/**
- * @param {string} key
- * @param {string} value
- */
-function store(key, value) {
-  try {
-    localStorage.setItem(key, value);
-  } catch {
-    // See initialName.
-  }
-}
-
-/** @returns {string} */
-function initialRoom() {
-  return new URLSearchParams(location.search).get('room')?.trim() || 'lobby';
-}
 
 /** @param {string} name  a timeline mark for the benchmark (performance.mark, silent) */
 function mark(name) {
@@ -252,22 +201,6 @@ function clearError(kind) {
   }
 }
 
-/** @returns {Promise<RTCIceServer[]>} */
-async function iceServers() {
-  if (state.iceServers) {
-    return state.iceServers;
-  }
-  const response = await fetch('/config');
-  if (!response.ok) {
-    throw new Error(`GET /config answered ${response.status}`);
-  }
-  const config = await response.json();
-  /** @type {RTCIceServer[]} */
-  const servers = Array.isArray(config.iceServers) ? config.iceServers : [];
-  state.iceServers = servers;
-  return servers;
-}
-
 /**
  * Send a message and unwrap its ack: `{error}` acks become exceptions with a `code`.
  * @param {string} event
@@ -296,46 +229,23 @@ const current = (call) => state.call === call;
 
 // ---------------------------------------------------------------- ICE servers (issue 10)
 
-/** @param {number | null} ttl  schedule the next refresh at half the credentials' life */
-function scheduleIceRefresh(ttl) {
-  clearTimeout(state.iceTimer);
-  state.iceTtl = typeof ttl === 'number' && ttl > 0 ? ttl : null;
-  state.iceFetchedAt = Date.now();
-  if (state.iceTtl !== null) {
-    state.iceTimer = setTimeout(() => refreshIce(true), (state.iceTtl * 1000) / 2);
-  }
-}
-
-/**
- * Fresh credentials from the server, applied to the call; a relayed call then restarts ICE
- * so its TURN allocation carries them (stats.js restartAfterRefresh).
- * @param {boolean} restartRelay
- */
-async function refreshIce(restartRelay) {
-  if (!serverReady()) {
-    state.iceTimer = setTimeout(() => refreshIce(restartRelay), 5000);
-    return;
-  }
-  try {
-    const ack = await send('iceServers', {});
-    if (!Array.isArray(ack?.iceServers)) {
-      return;
-    }
-    state.iceServers = ack.iceServers;
-    scheduleIceRefresh(ack.ttl ?? null);
+const ice = createIceServers({
+  send,
+  serverReady,
+  log: log.child('ice'),
+  onFresh: (servers, restartRelay) => {
     const call = state.call;
-    if (call) {
-      call.setIceServers(ack.iceServers);
-      if (restartRelay && restartAfterRefresh(state.poller?.latest() ?? null)) {
-        log.info('relayed call: ICE restart with the fresh TURN credentials');
-        call.restartIce();
-      }
+    call?.setIceServers(servers);
+    // A relay in use keeps its old credentials: re-allocate it (stats.js restartAfterRefresh).
+    if (call && restartRelay && restartAfterRefresh(state.poller?.latest() ?? null)) {
+      log.info('relayed call: ICE restart with the fresh TURN credentials');
+      call.restartIce();
     }
-  } catch (err) {
-    log.warn('ICE servers not refreshed', describe(err));
-    state.iceTimer = setTimeout(() => refreshIce(restartRelay), 10000);
-  }
-}
+  },
+});
+
+/** @returns {Promise<RTCIceServer[]>} */
+const iceServers = () => ice.get();
 
 // ---------------------------------------------------------------- the call
 
@@ -403,8 +313,8 @@ function callChanged(call) {
       });
     }
   }
-  if ((view.ice === 'disconnected' || view.ice === 'failed') && state.iceTtl !== null && Date.now() - state.iceFetchedAt > 60000) {
-    refreshIce(false); // before the restart that follows, fresh credentials
+  if (view.ice === 'disconnected' || view.ice === 'failed') {
+    ice.trouble(); // before the restart that follows, fresh credentials
   }
   ui.setRemote(call.remoteMedia());
   if (view.phase !== state.phase || wasConnected !== (view.phase === 'connected')) {
@@ -573,7 +483,7 @@ async function answerCall(offerId, receiveOnly = false, reuse) {
     });
   } else {
     stopRinging();
-    call = newCall('answerer', offerId, view.offererUserName, state.iceServers ?? (await iceServers().catch(() => [])), channelFor(view));
+    call = newCall('answerer', offerId, view.offererUserName, ice.current() ?? (await iceServers().catch(() => [])), channelFor(view));
     adopt(call);
     performance.mark('callbox:click', { startTime: clicked });
     setPhase('connecting');
@@ -760,11 +670,10 @@ function welcomed(payload) {
         : state.nameNote;
   state.roomNote = '';
   ui.setIdentity(state.me || asked, state.room);
+  ice.welcome(payload.iceServers, payload.iceServersTtl);
   if (Array.isArray(payload.iceServers)) {
-    state.iceServers = payload.iceServers;
     call?.setIceServers(payload.iceServers);
   }
-  scheduleIceRefresh(payload.iceServersTtl ?? null);
   state.resume = typeof payload.resume === 'string' ? payload.resume : null;
   state.needPassword = false;
   state.refused = false;
@@ -1000,7 +909,7 @@ async function toggleScreen() {
  */
 async function chooseDevice(kind, id) {
   state.chosen = { ...state.chosen, [kind]: id };
-  store(DEVICE_KEY, JSON.stringify(state.chosen));
+  saveDevices(state.chosen);
   if (kind === 'speaker') {
     await ui.setSpeaker(id).catch((err) => fail('media', { title: 'Speaker not changed', message: describe(err) }));
     return;
@@ -1088,7 +997,7 @@ ui.bind({
     state.declined.clear();
     state.qr = '';
     state.qrShown = false;
-    store(NAME_KEY, nextName);
+    saveName(nextName);
     const url = new URL(location.href);
     url.searchParams.set('room', nextRoom);
     history.replaceState(null, '', url);
@@ -1134,7 +1043,7 @@ ui.bind({
     state.check = [];
     render();
     try {
-      const servers = state.iceServers ?? (await iceServers());
+      const servers = await iceServers();
       state.check = describeCheck(servers, await runCheck(servers));
     } catch (err) {
       state.check = [{ result: 'fail', text: `The check could not run: ${describe(err)}` }];
