@@ -20,6 +20,20 @@ from .browser import (
 
 pytestmark = pytest.mark.e2e
 
+# Records the desktop notifications the page shows.
+RECORD_NOTIFICATIONS = """
+(() => {
+  window.__e2eNotes = [];
+  const Native = window.Notification;
+  window.Notification = new Proxy(Native, {
+    construct(target, args, newTarget) {
+      window.__e2eNotes.push([args[0], args[1] && args[1].body]);
+      return Reflect.construct(target, args, newTarget);
+    },
+  });
+})();
+"""
+
 # Counts the oscillators the page starts: the ring tone is made with Web Audio.
 COUNT_TONES = """
 (() => {
@@ -38,6 +52,8 @@ def test_incoming_call_rings_and_is_answered_from_the_banner(
 ) -> None:
     b = people("callee", open_page=False)
     b.context.add_init_script(COUNT_TONES)
+    b.context.add_init_script(RECORD_NOTIFICATIONS)
+    b.context.grant_permissions(["notifications"])
     load(b, callbox_server, room)
     a = people("ringer")
     place_call(a)
@@ -47,6 +63,8 @@ def test_incoming_call_rings_and_is_answered_from_the_banner(
     expect(banner).to_contain_text("ringer is calling you")
     b.page.wait_for_function("() => document.title.includes('ringer is calling')")
     b.page.wait_for_function("() => window.__e2eTones >= 2")
+    notes = b.page.evaluate("window.__e2eNotes")
+    assert notes == [["Incoming call", "ringer is calling you"]], notes
     banner.get_by_role("button", name="Answer").click()
     expect(banner).to_be_hidden()
     for who in (a, b):
