@@ -16,7 +16,7 @@ from typing import Any, Literal
 import pytest
 from playwright.sync_api import Page, expect
 
-from .browser import Person, PersonFactory, connect_pair, place_call
+from .browser import Person, PersonFactory, connect_pair, frames_grow, place_call
 
 pytestmark = pytest.mark.e2e
 
@@ -181,3 +181,19 @@ def test_videos_and_live_regions_are_labelled(people: PersonFactory) -> None:
     )
     expect(a.page.locator("#remote-badges")).to_contain_text("label-b's camera is off")
     expect(a.page.locator("#stage-text")).to_contain_text("label-b turned the camera off")
+    # The camera is released (its light goes off), not only blacked out.
+    page.wait_for_function(
+        "() => window.__e2ePeers.at(-1).getSenders().every((s) => s.track?.kind !== 'video')"
+        " && document.querySelector('#local-video').srcObject.getVideoTracks()"
+        ".every((t) => t.readyState === 'ended')"
+    )
+    page.get_by_role("button", name="Start camera").click()
+    expect(page.get_by_role("button", name="Stop camera")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    expect(a.page.locator("#remote-badges")).not_to_contain_text("camera is off")
+    page.wait_for_function(
+        "() => window.__e2ePeers.at(-1).getSenders().some((s) => s.track?.readyState === 'live'"
+        " && s.track.kind === 'video')"
+    )
+    frames_grow(a)

@@ -511,9 +511,9 @@ export function createCall(o) {
     },
 
     /**
-     * A device switch: send `next` instead of `old`.
+     * A device switch: send `next` instead of `old` (null: nothing, the camera stopped).
      * @param {MediaStreamTrack} old
-     * @param {MediaStreamTrack} next
+     * @param {MediaStreamTrack | null} next
      */
     replaceTrack(old, next) {
       return peer.replaceTrack(old, next);

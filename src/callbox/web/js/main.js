@@ -918,8 +918,8 @@ async function chooseDevice(kind, id) {
   const call = state.call;
   const trackKind = kind === 'camera' ? 'video' : 'audio';
   const old = stream?.getTracks().find((t) => t.kind === trackKind);
-  if (!stream || !call || !old) {
-    return;
+  if (!stream || !call || !old || (trackKind === 'video' && state.cameraOff)) {
+    return; // a stopped camera starts with the chosen one
   }
   try {
     const next = await openDevice(trackKind, id);
@@ -937,6 +937,42 @@ async function chooseDevice(kind, id) {
   } catch (err) {
     fail('media', { title: `${kind === 'camera' ? 'Camera' : 'Microphone'} not switched`, message: describe(err) });
   }
+  render();
+}
+
+/**
+ * Stop the camera (its light goes off; the other side sees the camera-off badge), or start
+ * it again: replaceTrack, no renegotiation.
+ */
+async function toggleCamera() {
+  const stream = state.stream;
+  const call = state.call;
+  const old = stream?.getVideoTracks()[0];
+  if (!stream || !call || !old) {
+    return;
+  }
+  try {
+    if (!state.cameraOff) {
+      state.cameraOff = true;
+      await call.replaceTrack(old, null);
+      old.stop();
+    } else {
+      const next = await openDevice('video', state.chosen.camera);
+      if (!current(call) || state.stream !== stream || !state.cameraOff) {
+        next.stop();
+        return;
+      }
+      await call.replaceTrack(old, next);
+      stream.removeTrack(old);
+      stream.addTrack(next);
+      state.cameraOff = false;
+      ui.setLocalStream(null);
+      ui.setLocalStream(stream);
+    }
+  } catch (err) {
+    fail('media', { title: 'Camera', message: describe(err) });
+  }
+  sendMediaState();
   render();
 }
 
@@ -968,12 +1004,7 @@ ui.bind({
     sendMediaState();
     render();
   },
-  onCamera: () => {
-    state.cameraOff = !state.cameraOff;
-    state.stream?.getVideoTracks().forEach((t) => (t.enabled = !state.cameraOff));
-    sendMediaState();
-    render();
-  },
+  onCamera: toggleCamera,
   onScreen: toggleScreen,
   onIdentity: (name, room) => {
     // The input shows the name the server gave ("twin-2"); unchanged, we keep asking for

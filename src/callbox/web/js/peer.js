@@ -53,8 +53,9 @@ const OFFER_GATHER_MS = 300;
  * @property {(description: RTCSessionDescriptionInit) => Promise<void>} receive
  *   a description from the other side: the answer to our first offer, or any later one
  * @property {(candidate: RTCIceCandidateInit) => Promise<void>} addRemoteCandidate
- * @property {(old: MediaStreamTrack, next: MediaStreamTrack) => Promise<boolean>} replaceTrack
- *   send `next` instead of `old` (a device switch): no renegotiation
+ * @property {(old: MediaStreamTrack, next: MediaStreamTrack | null) => Promise<boolean>} replaceTrack
+ *   send `next` instead of `old` (a device switch; null: send nothing, the camera stopped;
+ *   `old` still names that sender afterwards): no renegotiation
  * @property {(track: MediaStreamTrack, stream: MediaStream) => void} addTrack
  *   send one more track (a screen share): renegotiates
  * @property {(track: MediaStreamTrack) => void} removeTrack  stop sending it: renegotiates
@@ -117,6 +118,8 @@ export function createPeer({
   let answerTimer;
   /** @type {MediaStream | null} */
   let looseStream = null;
+  /** @type {WeakMap<RTCRtpSender, MediaStreamTrack>} senders put on null, and their track */
+  const replaced = new WeakMap();
 
   /**
    * Run `task` after the remote operations queued before it.
@@ -411,11 +414,17 @@ export function createPeer({
     },
 
     async replaceTrack(old, next) {
-      const sender = pc.getSenders().find((s) => s.track === old);
+      // a sender put on null (camera stopped) is found by the track it had
+      const sender = pc.getSenders().find((s) => s.track === old || (s.track === null && replaced.get(s) === old));
       if (!sender) {
         return false;
       }
       await sender.replaceTrack(next);
+      if (next === null) {
+        replaced.set(sender, old);
+      } else {
+        replaced.delete(sender);
+      }
       return true;
     },
 
