@@ -212,7 +212,8 @@ class Call:
         hello = self.channel.peer if self.channel is not None else None
         return self.remote_name or (hello.name if hello else None) or "the other party"
 
-    def _peer_present(self) -> bool:
+    @property
+    def peer_on_channel(self) -> bool:
         """The other side speaks on the data channel (it said hello and it is open)."""
         return self.channel is not None and self.channel.is_open and self.channel.peer is not None
 
@@ -349,7 +350,7 @@ class Call:
             return
         keep = self._connected.is_set() and await self._flow.check()
         if keep and left is not None:
-            keep = self._peer_present()
+            keep = self.peer_on_channel
         if not keep:
             self._end(otherwise)
             return
@@ -360,12 +361,16 @@ class Call:
             self.notice(text)
 
     async def _remote_description(self, description: Description, *, over_channel: bool) -> None:
-        """A description from the other side after the first exchange: we only answer (we
-        never offer again), so an answer is unexpected; an offer is answered or declined."""
+        """A description from the other side after the first exchange: an offer is answered
+        or declined; an answer is applied only if someone offered on our connection (we never
+        offer again ourselves; an application using :attr:`pc` may)."""
         path = "data channel" if over_channel else "server"
         if description.type != "offer":
-            log.info("call %s: unexpected %s over the %s ignored", self.offer_id,
-                     description.type, path)  # fmt: skip
+            if await self.negotiator.accept_answer(description):
+                log.info("call %s: renegotiation answered over the %s", self.offer_id, path)
+            else:
+                log.info("call %s: unexpected %s over the %s ignored", self.offer_id,
+                         description.type, path)  # fmt: skip
             return
         result = await self.negotiator.answer_offer(description)
         if isinstance(result, Declined):
@@ -548,7 +553,7 @@ class Call:
         """End the call and tell the other side: over the data channel, and the server (best
         effort; not at all when the server no longer has the call)."""
         self._end(Outcome(EndReason.LOCAL_HANGUP))
-        present = self._peer_present()
+        present = self.peer_on_channel
         channel = self.channel
         if channel is not None and channel.send(Hangup()):
             await channel.close(within=HANGUP_CHANNEL_WAIT)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import re
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 from callbox.errors import CallboxError, PeerError
 from callbox.peer.call import Call, EndReason, Outcome, Snapshot
+from callbox.peer.channel import MAX_CHAT_CHARS, chat_length
 from callbox.peer.media import Sink, open_source
 from callbox.peer.signaling_client import SignalingClient
 
@@ -76,6 +78,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         type=_seconds,
         metavar="S",
         help="hang up after S seconds of call (default: until the other side hangs up)",
+    )
+    parser.add_argument(
+        "--say",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="send TEXT as a chat line once the call's data channel is open (repeatable); "
+        "chat lines from the other side are printed as 'NAME: text'",
     )
     parser.add_argument(
         "--connect-timeout",
@@ -151,6 +161,9 @@ def _check(args: argparse.Namespace) -> None:
     device = send.startswith(("/dev/", "alsa:")) or "://" in send
     if send not in ("testsrc", "none") and not device and not Path(send).is_file():
         raise UsageError(f"--send {send}: no such file (or use testsrc, none, a device)")
+    for text in args.say:
+        if not text or chat_length(text) > MAX_CHAT_CHARS:
+            raise UsageError(f"--say: a chat line has 1 to {MAX_CHAT_CHARS} characters")
     if args.record is not None and not args.record.parent.is_dir():
         raise UsageError(f"--record {args.record}: directory {args.record.parent} does not exist")
 
@@ -163,6 +176,15 @@ def _rate(now: Snapshot, before: Snapshot | None, attr: str) -> str:
         return "-"
     bits = (getattr(now, attr) - getattr(before, attr)) * 8 / (now.at - before.at)
     return f"{bits / 1e6:.2f} Mbit/s" if bits >= 1e6 else f"{bits / 1e3:.0f} kbit/s"
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` as it may go to a terminal: control characters (escape sequences, new lines)
+    and bidirectional overrides shown as escapes, never interpreted."""
+    return _UNSAFE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def status_line(now: Snapshot, before: Snapshot | None) -> str:
@@ -205,9 +227,17 @@ class Session:
                 SignalingClient(
                     args.url, name=args.name, password=args.password, room=args.room, ca=ca
                 ) as client,
-                Call(client, source, Sink(record=args.record), notice=self.notice) as call,
+                Call(
+                    client,
+                    source,
+                    Sink(record=args.record),
+                    notice=self.notice,
+                    on_chat=self.chat,
+                ) as call,
             ):
                 self.call = call
+                for text in args.say:
+                    call.say(text)
                 if self.caller:
                     await call.place(answer_within=args.wait)
                 else:
@@ -227,6 +257,14 @@ class Session:
         """One line on stderr for something the user should know mid-call."""
         self.err.write(f"\r\x1b[K{text}\n" if self.err.isatty() else f"callbox: {text}\n")
         self.err.flush()
+
+    def chat(self, name: str, text: str) -> None:
+        """A chat line from the other side, on stdout, as text."""
+        if self.err.isatty():
+            self.err.write("\r\x1b[K")  # the status line is redrawn within a second
+            self.err.flush()
+        self.out.write(f"{printable(name)}: {printable(text)}\n")
+        self.out.flush()
 
     def _start_status(self) -> None:
         if self.err.isatty() and self.call is not None:
@@ -274,6 +312,9 @@ class Session:
             f"  frames received: video={call.sink.frames('video')}"
             f" audio={call.sink.frames('audio')}{size}"
         )
+        sizes = call.sink.video_sizes()
+        if len(sizes) > 1:
+            lines.append("  video sizes received: " + ", ".join(f"{w}x{h}" for w, h in sizes))
         if self.args.record is not None:
             lines.append(f"  recorded to {self.args.record}")
         return lines

@@ -114,6 +114,15 @@ class Negotiator:
             log.debug("%s: local answer sdp %r", self.label, local.sdp)
             return Description(local.type, local.sdp)
 
+    async def accept_answer(self, answer: Description) -> bool:
+        """The answer to an offer someone made on our peer connection (the application's,
+        not ours: a Call never offers again); False when no offer of ours is out."""
+        async with self._lock:
+            if self.pc.signalingState != "have-local-offer":
+                return False
+            await self._set_remote(answer)
+            return True
+
     async def _set_remote(self, description: Description) -> None:
         log.debug("%s: remote %s sdp %r", self.label, description.type, description.sdp)
         try:

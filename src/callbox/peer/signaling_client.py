@@ -205,19 +205,7 @@ class SignalingClient:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await self._preflight()
-                # handle_sigint=False: socketio's own SIGINT handler would cancel every task
-                # of the loop and stop it; Ctrl-C belongs to the application (command.py).
-                self._sio = socketio.AsyncClient(
-                    # reconnects after a dropped socket, with auth.resume (see _auth)
-                    reconnection=True,
-                    reconnection_delay=RECONNECT_DELAY,
-                    reconnection_delay_max=RECONNECT_DELAY_MAX,
-                    http_session=self._http,
-                    handle_sigint=False,
-                    logger=False,
-                    engineio_logger=False,
-                )
-                self._register()
+                self._sio = self._new_socket()
                 await self._first_connect()
                 self.welcome = await self._welcome
         except TimeoutError:
@@ -234,6 +222,22 @@ class SignalingClient:
         )
         return self.welcome
 
+    def _new_socket(self) -> Any:
+        sio = socketio.AsyncClient(
+            # reconnects after a dropped socket, with auth.resume (see _auth_for_attempt)
+            reconnection=True,
+            reconnection_delay=RECONNECT_DELAY,
+            reconnection_delay_max=RECONNECT_DELAY_MAX,
+            http_session=self._http,
+            # socketio's own SIGINT handler would cancel every task of the loop and stop
+            # it; Ctrl-C belongs to the application (command.py).
+            handle_sigint=False,
+            logger=False,
+            engineio_logger=False,
+        )
+        self._register(sio)
+        return sio
+
     async def _first_connect(self) -> None:
         while True:
             try:
@@ -249,6 +253,8 @@ class SignalingClient:
                     )
                     self._declare = False
                     self._connect_error = None
+                    await self._sio.shutdown()
+                    self._sio = self._new_socket()  # a fresh one: the refused one is spent
                     continue
                 if refused is not None:
                     raise refused from None
@@ -357,8 +363,7 @@ class SignalingClient:
 
     # --- incoming ----------------------------------------------------------------------------
 
-    def _register(self) -> None:
-        sio = self._sio
+    def _register(self, sio: Any) -> None:
         sio.on("connect_error", self._on_connect_error)
         sio.on("disconnect", self._on_disconnect)
         sio.on("__disconnect_final", self._on_disconnect_final)
