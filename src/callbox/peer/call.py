@@ -63,6 +63,7 @@ from callbox.peer.ice import rtc_ice_servers
 from callbox.peer.media import Sink, Source
 from callbox.peer.negotiation import ICE_RESTART_UNSUPPORTED, Declined, Negotiator, ice_ufrags
 from callbox.peer.signaling_client import SignalingClient
+from callbox.peer.stats import Snapshot, receiving, sending, snapshot
 from callbox.peer.wire import OfferView, candidates_from_sdp
 from callbox.signaling.model import Candidate, Description
 
@@ -99,18 +100,6 @@ class Outcome:
     reason: EndReason
     by: str | None = None
     error: PeerError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Counters of the call at one moment (the live status line is made from two of them)."""
-
-    at: float
-    state: str
-    rtt_ms: float | None
-    bytes_in: int
-    bytes_out: int
-    frames_in: dict[str, int]
 
 
 ChatHandler = Callable[[str, str], None]
@@ -512,19 +501,11 @@ class Call:
 
     def receiving(self) -> set[str]:
         """The kinds the remote side negotiated to send us."""
-        return {
-            t.kind
-            for t in self.pc.getTransceivers()
-            if t.currentDirection in ("sendrecv", "recvonly")
-        }
+        return receiving(self.pc)
 
     def sending(self) -> set[str]:
         """The kinds we send."""
-        return {
-            t.kind
-            for t in self.pc.getTransceivers()
-            if t.currentDirection in ("sendrecv", "sendonly")
-        }
+        return sending(self.pc)
 
     def media_flowing(self) -> bool:
         """Bytes arrived from the other side in the last few seconds."""
@@ -534,18 +515,7 @@ class Call:
         return (await self.snapshot()).bytes_in
 
     async def snapshot(self) -> Snapshot:
-        rtt: float | None = None
-        bytes_in = bytes_out = 0
-        transports: set[str] = set()
-        for stats in (await self.pc.getStats()).values():
-            if stats.type == "remote-inbound-rtp" and stats.roundTripTime is not None:
-                rtt = max(rtt or 0.0, stats.roundTripTime * 1000)
-            elif stats.type == "transport" and stats.id not in transports:
-                transports.add(stats.id)
-                bytes_in += stats.bytesReceived
-                bytes_out += stats.bytesSent
-        frames = {kind: self.sink.frames(kind) for kind in ("video", "audio")}
-        return Snapshot(time.monotonic(), self.state, rtt, bytes_in, bytes_out, frames)
+        return await snapshot(self.pc, self.sink, self.state)
 
     # --- ending ------------------------------------------------------------------------------
 

@@ -3,10 +3,11 @@ server events parsed into typed values, and what happened to the connection itse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from callbox.peer.errors import ServerRefused
-from callbox.peer.wire import OfferView
+from callbox.peer.wire import OfferView, parse_candidate, parse_description, parse_offer_view
 from callbox.signaling.model import Candidate, Description
 
 
@@ -103,3 +104,52 @@ Event = (
     | Resumed
     | SessionLost
 )
+
+
+def _fields(data: object) -> dict[str, object]:
+    return data if isinstance(data, dict) else {}
+
+
+def _name(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _answer(data: object) -> Event:
+    return AnswerReceived(parse_offer_view(data))
+
+
+def _candidate(data: object) -> Event:
+    return RemoteCandidate(parse_candidate(data))
+
+
+def _renegotiate(data: object) -> Event:
+    d = _fields(data)
+    description = parse_description(d.get("description"), "renegotiate")
+    return Renegotiate(str(d.get("offerId", "")), description, _name(d.get("from")))
+
+
+def _declined(data: object) -> Event:
+    d = _fields(data)
+    return OfferDeclined(str(d.get("offerId", "")), _name(d.get("by")))
+
+
+def _ended(data: object) -> Event:
+    d = _fields(data)
+    return CallEnded(str(d.get("offerId", "")), str(d.get("reason", "hangup")), _name(d.get("by")))
+
+
+def _error(data: object) -> Event:
+    d = _fields(data)
+    code, message, event = (str(d.get(k, "")) for k in ("code", "message", "event"))
+    return ServerError(ServerRefused(code or "unknown", message, event))
+
+
+#: the server's call events and how each becomes an :data:`Event` (ProtocolViolation if not)
+CALL_EVENTS: dict[str, Callable[[object], Event]] = {
+    "answerResponse": _answer,
+    "receivedIceCandidateFromServer": _candidate,
+    "renegotiate": _renegotiate,
+    "offerDeclined": _declined,
+    "callEnded": _ended,
+    "signalingError": _error,
+}

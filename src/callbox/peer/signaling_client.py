@@ -30,8 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
@@ -41,8 +39,9 @@ import aiohttp
 import socketio
 
 from callbox.errors import PeerTimeout
-from callbox.peer.errors import ServerRefused, ServerUnreachable, SignalingLost, TlsUntrusted
+from callbox.peer.errors import ServerRefused, ServerUnreachable, SignalingLost
 from callbox.peer.events import (
+    CALL_EVENTS,
     AnswerReceived,
     CallEnded,
     Disconnected,
@@ -56,18 +55,23 @@ from callbox.peer.events import (
     SessionLost,
 )
 from callbox.peer.ice import IceServerList
+from callbox.peer.offers import OfferBoard
+from callbox.peer.transport import (
+    RECONNECT_DELAY,
+    RECONNECT_DELAY_MAX,
+    backoff,
+    preflight,
+    say_goodbye,
+    ssl_context,
+)
 from callbox.peer.wire import (
     JSON,
     OfferView,
     ProtocolViolation,
     Welcome,
     error_of,
-    parse_candidate,
     parse_candidates,
-    parse_description,
     parse_ice_servers,
-    parse_offer_view,
-    parse_offer_views,
     parse_welcome,
 )
 from callbox.signaling.model import Candidate, Description
@@ -94,40 +98,6 @@ log = logging.getLogger(__name__)
 # engineio.Client.reason values after which socket.io does not reconnect by itself
 _CLIENT_DISCONNECT = "client disconnect"
 _SERVER_DISCONNECT = "server disconnect"
-#: backoff of our own reconnection (after "io server disconnect"), like socket.io's
-RECONNECT_DELAY = 0.5
-RECONNECT_DELAY_MAX = 5.0
-
-
-def ssl_context(ca: Path | None) -> ssl.SSLContext:
-    """Verify the server against ``ca`` (a PEM bundle) if given, else the system store."""
-    if ca is None:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cafile=str(ca))
-    except (OSError, ssl.SSLError) as exc:
-        raise ServerUnreachable(f"cannot load CA file {ca}: {exc}") from exc
-
-
-async def say_goodbye(sio: socketio.AsyncClient) -> None:
-    """Make a disconnect deliberate in the server's eyes.
-
-    python-socketio queues its DISCONNECT packet and closes the websocket at once, so the
-    packet is often lost: the server then sees a dropped socket and holds the session for a
-    resume (DESIGN's grace period) instead of ending it. Send it first and wait until it has
-    been written.
-    """
-    if sio.connected:
-        await sio._send_packet(sio.packet_class(socketio.packet.DISCONNECT, namespace="/"))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2):
-                await sio.eio.queue.join()
-
-
-def backoff(attempt: int) -> float:
-    """Seconds before reconnection attempt ``attempt`` (1, 2, ...): doubling, capped, +-50%."""
-    delay = min(RECONNECT_DELAY * 2 ** (attempt - 1), RECONNECT_DELAY_MAX)
-    return float(delay * (0.5 + random.random()))
 
 
 class SignalingClient:
@@ -160,8 +130,7 @@ class SignalingClient:
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._welcome: asyncio.Future[Welcome] | None = None
         self._connect_error: ServerRefused | None = None
-        self._offers: dict[str, OfferView] = {}
-        self._offers_changed = asyncio.Event()
+        self._board = OfferBoard()
         self._emit_lock = asyncio.Lock()
         self._closed = False
         self._online = asyncio.Event()
@@ -269,20 +238,8 @@ class SignalingClient:
         )
 
     async def _preflight(self) -> None:
-        """GET /healthz with our SSL context: gives a clear TLS or reachability error."""
         assert self._http is not None
-        try:
-            async with self._http.get(f"{self.url}/healthz") as response:
-                await response.read()
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise TlsUntrusted(
-                f"TLS certificate of {self.url} is not trusted"
-                f"{' by ' + str(self._ca) if self._ca else ''}: {exc.certificate_error}"
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise TlsUntrusted(f"TLS handshake with {self.url} failed: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise ServerUnreachable(f"cannot reach {self.url}: {exc}") from None
+        await preflight(self._http, self.url, self._ca)
 
     async def close(self) -> None:
         """Disconnect and release the HTTP session. Safe to call more than once."""
@@ -369,18 +326,23 @@ class SignalingClient:
         sio.on("__disconnect_final", self._on_disconnect_final)
         handlers: dict[str, Callable[[object], None]] = {
             "welcome": self._on_welcome,
-            "availableOffers": self._on_available,
-            "newOfferAwaiting": self._on_new_offers,
-            "offerRemoved": self._on_offer_removed,
-            "answerResponse": self._on_answer,
-            "receivedIceCandidateFromServer": self._on_candidate,
-            "renegotiate": self._on_renegotiate,
-            "offerDeclined": self._on_offer_declined,
-            "callEnded": self._on_call_ended,
-            "signalingError": self._on_signaling_error,
+            "availableOffers": self._board.on_available,
+            "newOfferAwaiting": self._board.on_new,
+            "offerRemoved": self._board.on_removed,
         }
+        for event, parse in CALL_EVENTS.items():
+            handlers[event] = self._queued(parse)
         for event, handler in handlers.items():
             sio.on(event, self._guard(event, handler))
+
+    def _queued(self, parse: Callable[[object], Event]) -> Callable[[object], None]:
+        def put(data: object) -> None:
+            event = parse(data)
+            if isinstance(event, ServerError):
+                log.warning("%s: %s", self.url, event.error)
+            self._queue.put_nowait(event)
+
+        return put
 
     def _guard(self, event: str, handler: Callable[[object], None]) -> Callable[..., None]:
         def run(data: object = None, *rest: object) -> None:
@@ -489,76 +451,6 @@ class SignalingClient:
                 self._session_lost("the server started a new session")
         self._online.set()
 
-    def _set_offers(self, update: Callable[[dict[str, OfferView]], None]) -> None:
-        update(self._offers)
-        self._offers_changed.set()
-
-    @staticmethod
-    def _drop(offers: dict[str, OfferView], offer_id: str) -> None:
-        offers.pop(offer_id, None)
-
-    def _on_available(self, data: object) -> None:
-        views = parse_offer_views(data)
-
-        def replace(offers: dict[str, OfferView]) -> None:
-            # the whole list of the room (after a reconnect too: forget what left meanwhile)
-            offers.clear()
-            offers.update({v.offer_id: v for v in views})
-
-        self._set_offers(replace)
-
-    def _on_new_offers(self, data: object) -> None:
-        views = parse_offer_views(data if isinstance(data, list) else [data])
-        self._set_offers(lambda offers: offers.update({v.offer_id: v for v in views}))
-
-    def _on_offer_removed(self, data: object) -> None:
-        offer_id = data.get("offerId") if isinstance(data, dict) else None
-        if isinstance(offer_id, str):
-            self._set_offers(lambda offers: self._drop(offers, offer_id))
-
-    def _on_answer(self, data: object) -> None:
-        self._queue.put_nowait(AnswerReceived(parse_offer_view(data)))
-
-    def _on_candidate(self, data: object) -> None:
-        self._queue.put_nowait(RemoteCandidate(parse_candidate(data)))
-
-    def _on_renegotiate(self, data: object) -> None:
-        d = data if isinstance(data, dict) else {}
-        sender = d.get("from")
-        self._queue.put_nowait(
-            Renegotiate(
-                str(d.get("offerId", "")),
-                parse_description(d.get("description"), "renegotiate"),
-                sender if isinstance(sender, str) else None,
-            )
-        )
-
-    def _on_offer_declined(self, data: object) -> None:
-        d = data if isinstance(data, dict) else {}
-        by = d.get("by")
-        self._queue.put_nowait(
-            OfferDeclined(str(d.get("offerId", "")), by if isinstance(by, str) else None)
-        )
-
-    def _on_call_ended(self, data: object) -> None:
-        d = data if isinstance(data, dict) else {}
-        by = d.get("by")
-        self._queue.put_nowait(
-            CallEnded(
-                str(d.get("offerId", "")),
-                str(d.get("reason", "hangup")),
-                by if isinstance(by, str) else None,
-            )
-        )
-
-    def _on_signaling_error(self, data: object) -> None:
-        d = data if isinstance(data, dict) else {}
-        refused = ServerRefused(
-            str(d.get("code", "unknown")), str(d.get("message", "")), str(d.get("event", ""))
-        )
-        log.warning("%s: %s", self.url, refused)
-        self._queue.put_nowait(ServerError(refused))
-
     async def next_event(self) -> Event:
         """The next call event, in arrival order."""
         return await self._queue.get()
@@ -570,29 +462,11 @@ class SignalingClient:
     @property
     def offers(self) -> list[OfferView]:
         """The offers currently waiting in the room (not our own), oldest first."""
-        return list(self._offers.values())
+        return self._board.offers
 
     async def wait_for_offer(self, *, from_user: str | None, within: float) -> OfferView:
         """The first waiting offer (from ``from_user`` if given), already listed or arriving."""
-
-        def match() -> OfferView | None:
-            for view in self._offers.values():
-                if view.answerer_user_name is None and (
-                    from_user is None or view.offerer_user_name == from_user
-                ):
-                    return view
-            return None
-
-        try:
-            async with asyncio.timeout(within):
-                while (found := match()) is None:
-                    # cleared right after checking, with no await in between: no lost update
-                    self._offers_changed.clear()
-                    await self._offers_changed.wait()
-                return found
-        except TimeoutError:
-            who = f" from {from_user}" if from_user else ""
-            raise PeerTimeout(f"no offer{who} within {within:g} s") from None
+        return await self._board.wait_for(from_user=from_user, within=within)
 
     # --- outgoing ----------------------------------------------------------------------------
 
