@@ -1,4 +1,4 @@
-"""The `callbox` command: serve | cert ca | cert create | cert install | call | answer.
+"""The `callbox` command: serve | cert ca | cert create | cert install | call | answer | check.
 
 The only module (with the peer's command layer) that prints or configures logging. Every
 CallboxError becomes one line on stderr: exit 2 for usage, 1 for runtime; tracebacks only
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from callbox import __version__
 from callbox.config import ServerSettings, add_serve_arguments, serve_settings_from
 from callbox.errors import CallboxError, CANotFound, ConfigError
+from callbox.logs import FORMATS, setup_logging
 
 log = logging.getLogger("callbox")
 
@@ -31,6 +33,13 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="-v for info, -vv for debug"
     )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=os.environ.get("CALLBOX_LOG_FORMAT") or "text",
+        help="log lines as text or as one JSON object per line (default: text, or "
+        "$CALLBOX_LOG_FORMAT)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
@@ -40,6 +49,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "Every setting also reads CALLBOX_<NAME> from the environment.",
     )
     add_serve_arguments(serve)
+    serve.add_argument(  # also here: `callbox serve --log-format json` reads naturally
+        "--log-format", choices=FORMATS, default=argparse.SUPPRESS, help="as callbox --log-format"
+    )
 
     cert = commands.add_parser("cert", help="the local certificate authority (like mkcert)")
     cert_commands = cert.add_subparsers(dest="cert_command", metavar="ACTION", required=True)
@@ -65,23 +77,39 @@ def _build_parser() -> argparse.ArgumentParser:
     peer_command.add_call_arguments(call)
     answer = commands.add_parser("answer", help="answer a waiting call from Python (aiortc)")
     peer_command.add_answer_arguments(answer)
+
+    from callbox.netcheck import command as check_command
+
+    check = commands.add_parser(
+        "check",
+        help="check that calls through a server can cross NATs (STUN) and firewalls (TURN)",
+        description="Connect to a callbox server like a peer and gather candidates with each "
+        "of its ICE servers: host, srflx (STUN works), relay (TURN works), or why not. "
+        "Exits 1 when TURN is configured but no relay could be allocated.",
+    )
+    check_command.add_check_arguments(check)
     return parser
-
-
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    if args.log_format not in FORMATS:  # from the environment
+        parser.error(f"CALLBOX_LOG_FORMAT must be one of {', '.join(FORMATS)}")
+    secrets = setup_logging(args.verbose, args.log_format)
+    secrets.add(getattr(args, "password", None), getattr(args, "jwt_secret", None))
+    secrets.add(getattr(args, "turn_secret", None), getattr(args, "token", None))
     try:
         if args.command == "serve":
-            return _serve(serve_settings_from(args))
+            settings = serve_settings_from(args)
+            secrets.add(settings.password, settings.jwt_secret, settings.turn_secret)
+            return _serve(settings)
         if args.command == "cert":
             return _cert(args)
+        if args.command == "check":
+            from callbox.netcheck.command import run_check
+
+            return run_check(args)
         from callbox.peer import command as peer_command
 
         if args.command == "call":

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from callbox.errors import ConfigError
+from callbox.turn_settings import DEFAULT_TURN_TTL, add_turn_arguments, turn_settings
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8443
@@ -68,6 +69,16 @@ class ServerSettings:
     event_rate: float = DEFAULT_EVENT_RATE
     event_burst: int = DEFAULT_EVENT_BURST
     max_connections_per_ip: int = DEFAULT_MAX_CONNECTIONS_PER_IP
+    # --- TURN credentials and the built-in STUN (server/ice.py, server/stun.py) ---
+    #: turn:/turns: URLs of a coturn sharing ``turn_secret`` (TURN REST credentials)
+    turn_urls: tuple[str, ...] = ()
+    #: coturn's static-auth-secret; never printed (not even in this object's repr)
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl: int = DEFAULT_TURN_TTL
+    #: UDP port the built-in STUN server answers on (None: off)
+    stun_port: int | None = None
+    #: host name in the built-in STUN's URL (None: the Host the client reached us by)
+    stun_host: str | None = None
 
     @property
     def jwt(self) -> bool:
@@ -194,6 +205,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"connected sessions per client address (default {DEFAULT_MAX_CONNECTIONS_PER_IP})",
     )
+    add_turn_arguments(parser)
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -229,6 +241,12 @@ _SETTING_KEYS = (
     "event_rate",
     "event_burst",
     "max_connections_per_ip",
+    "turn_urls",
+    "turn_secret",
+    "turn_secret_file",
+    "turn_ttl",
+    "stun_port",
+    "stun_host",
 )
 
 
@@ -238,7 +256,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         value = env.get(f"CALLBOX_{key.upper()}")
         if value is not None and value != "":
             out[key] = value
-    for key in ("ice_servers", "allowed_origins"):
+    for key in ("ice_servers", "allowed_origins", "turn_urls"):
         if key in out:
             out[key] = out[key].split()
     if "http" in out:
@@ -274,7 +292,16 @@ def serve_settings_from(
         "event_rate": args.event_rate,
         "event_burst": args.event_burst,
         "max_connections_per_ip": args.max_connections_per_ip,
+        "turn_urls": args.turn_url,
+        "turn_secret": args.turn_secret,
+        "turn_secret_file": args.turn_secret_file,
+        "turn_ttl": args.turn_ttl,
+        "stun_port": args.stun_port,
+        "stun_host": args.stun_host,
     }
+    if args.turn_secret is not None or args.turn_secret_file is not None:
+        merged.pop("turn_secret", None)  # a secret given as a flag replaces one from below
+        merged.pop("turn_secret_file", None)
     merged.update({k: v for k, v in flags.items() if v is not None})
     unknown = set(merged) - set(flags)
     if unknown:
@@ -335,6 +362,7 @@ def _build(values: Mapping[str, Any]) -> ServerSettings:
         max_connections_per_ip=_number(
             values, "max_connections_per_ip", DEFAULT_MAX_CONNECTIONS_PER_IP, int, minimum=1
         ),
+        **turn_settings(values),
     )
 
 

@@ -17,6 +17,7 @@ from callbox import __version__
 from callbox.config import ServerSettings
 from callbox.server.events import CallboxSocketServer, SignalingEvents
 from callbox.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from callbox.server.stun import stun_service
 from callbox.signaling import Limits, MemoryStore, Store, Switchboard
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ def create_app(
 
     async def config(request: web.Request) -> web.Response:
         user = events.authenticator.bearer(request.headers.get("Authorization"))
-        offer = events.ice.anonymous() if user is None else events.ice.for_user(user)
+        ice, host = events.ice, request.headers.get("Host")
+        offer = ice.anonymous(host) if user is None else ice.for_request(host)
         return web.json_response(offer.to_wire(), headers={"Cache-Control": "no-store"})
 
     async def ca_pem(request: web.Request) -> web.StreamResponse:
@@ -205,4 +207,5 @@ def create_app(
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
+    app.cleanup_ctx.append(stun_service(settings))  # the built-in STUN server, if --stun-port
     return app

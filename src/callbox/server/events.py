@@ -177,7 +177,7 @@ class SignalingEvents:
         self.outbox = Outbox(sio, self.presence)
         self._grace_tasks: dict[str, asyncio.Task[None]] = {}
         self.authenticator = Authenticator(settings)
-        self.ice = IceServers(settings)
+        self.ice = IceServers(settings, metrics.turn_credentials.inc)
         self.rates = RateLimiter(settings.event_rate, settings.event_burst, clock=clock)
         self.connections = ConnectionCounter(settings.max_connections_per_ip)
         sio.on("connect", self.on_connect)
@@ -233,7 +233,7 @@ class SignalingEvents:
             raise socketio.exceptions.ConnectionRefusedError(message, e.to_wire()) from e
         await self.sio.save_session(sid, {"room": session.room, "userName": session.user_name})
         await self.sio.enter_room(sid, room_of(session.room))
-        ice = self.ice.for_user(session.user_name)
+        ice = self.ice.for_session(session.sid, environ.get("HTTP_HOST"))
         welcome: dict[str, object] = {
             "userName": session.user_name,
             "room": session.room,
@@ -342,7 +342,9 @@ class SignalingEvents:
         session = await self.switchboard.store.get_session(session_id)
         if session is None:
             raise SignalingError(ErrorCode.UNAUTHORIZED, "this connection has no session")
-        return Outcome(self.ice.for_user(session.user_name).to_wire())
+        sid = self.presence.socket_of(session_id)  # the built-in STUN's URL names our Host
+        environ = (self.sio.get_environ(sid) if sid is not None else None) or {}
+        return Outcome(self.ice.for_session(session_id, environ.get("HTTP_HOST")).to_wire())
 
     async def on_unknown(self, event: str, sid: str, *args: object) -> object:
         self.metrics.event("unknown")

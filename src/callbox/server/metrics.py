@@ -65,6 +65,11 @@ class Metrics:
             registry=self.registry,
         )
         objects.set_function(lambda: len(gc.get_objects()))
+        self.turn_credentials = Counter(
+            "callbox_turn_credentials_issued",
+            "TURN credentials minted for clients (welcome, iceServers, GET /config)",
+            registry=self.registry,
+        )
         self.store_entries = Gauge(
             "callbox_store_entries",
             "Entries in the signaling store's tables (sessions, offers, ...)",

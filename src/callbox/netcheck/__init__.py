@@ -1,0 +1,1 @@
+"""``callbox check``: what a peer's ICE agent finds with the server's STUN/TURN servers."""
