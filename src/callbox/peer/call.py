@@ -29,7 +29,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceTransportPolicy, RTCPeerConnection
 
 from callbox.errors import NegotiationError, PeerError, PeerTimeout
 from callbox.peer.channel import (
@@ -109,7 +109,8 @@ class Call:
     """One call over one :class:`SignalingClient`. Owns the peer connection, not the client.
 
     ``notice`` tells the user something they should know that does not end the call (a
-    declined renegotiation, the server gone); ``on_chat(name, text)`` gets chat lines.
+    declined renegotiation, the server gone); ``on_chat(name, text)`` gets chat lines;
+    ``relay_only`` uses TURN relays only (iceTransportPolicy "relay": to test a TURN server).
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class Call:
         *,
         notice: Callable[[str], None] | None = None,
         on_chat: ChatHandler | None = None,
+        relay_only: bool = False,
     ) -> None:
         self.client = client
         self.notice = notice if notice is not None else (lambda text: log.warning("%s", text))
@@ -128,7 +130,12 @@ class Call:
         self.sink = sink if sink is not None else Sink()
         # aiortc reads iceServers from this object whenever it creates an ICE transport, so
         # the fresh list put here before the first offer/answer is the one the call uses.
-        self._config = RTCConfiguration(iceServers=rtc_ice_servers(client.ice_servers))
+        self._config = RTCConfiguration(
+            iceServers=rtc_ice_servers(client.ice_servers),
+            iceTransportPolicy=(
+                RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+            ),
+        )
         self.pc = RTCPeerConnection(configuration=self._config)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)

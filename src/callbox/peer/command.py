@@ -88,6 +88,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "chat lines from the other side are printed as 'NAME: text'",
     )
     parser.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="send media only through the server's TURN relays (to test them)",
+    )
+    parser.add_argument(
         "--connect-timeout",
         type=_seconds,
         default=20.0,
@@ -233,6 +238,7 @@ class Session:
                     Sink(record=args.record),
                     notice=self.notice,
                     on_chat=self.chat,
+                    relay_only=args.relay_only,
                 ) as call,
             ):
                 self.call = call
