@@ -84,8 +84,10 @@ async def test_relay_only_call_outlives_its_turn_credentials_and_they_are_refres
         await until(lambda: time.time() > max(first, started + ALLOCATION_LIFETIME) + 1, 30)
         frames = (alice.sink.frames("video"), bob.sink.frames("video"))
         await until(
-            lambda: alice.sink.frames("video") > frames[0] + 10
-            and bob.sink.frames("video") > frames[1] + 10,
+            lambda: (
+                alice.sink.frames("video") > frames[0] + 10
+                and bob.sink.frames("video") > frames[1] + 10
+            ),
             within=10,
         )
         assert (alice.state, bob.state) == ("connected", "connected")
