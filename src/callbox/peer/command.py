@@ -318,9 +318,10 @@ class Session:
             f"  frames received: video={call.sink.frames('video')}"
             f" audio={call.sink.frames('audio')}{size}"
         )
-        sizes = call.sink.video_sizes()
-        if len(sizes) > 1:
-            lines.append("  video sizes received: " + ", ".join(f"{w}x{h}" for w, h in sizes))
+        videos = [t for t in call.sink.tracks if t.kind == "video"]
+        if len(videos) > 1:  # a renegotiation added one (a screen share)
+            each = ", ".join(f"{t.width}x{t.height} ({t.frames} frames)" for t in videos)
+            lines.append(f"  video tracks received: {each}")
         if self.args.record is not None:
             lines.append(f"  recorded to {self.args.record}")
         return lines

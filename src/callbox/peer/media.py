@@ -248,10 +248,6 @@ class Sink:
     def frames(self, kind: str) -> int:
         return sum(t.frames for t in self.tracks if t.kind == kind)
 
-    def video_sizes(self) -> list[tuple[int, int]]:
-        """Every video size received, per track in arrival order, then in time order."""
-        return [size for t in self.tracks if t.kind == "video" for size in t.sizes]
-
     def video_size(self) -> tuple[int, int]:
         for t in self.tracks:
             if t.kind == "video" and t.width:
