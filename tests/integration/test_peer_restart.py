@@ -16,10 +16,14 @@ from pathlib import Path
 import pytest
 
 from callbox.peer.call import Call, EndReason
+from callbox.peer.errors import SignalingLost
 from callbox.peer.media import open_source
 from callbox.peer.signaling_client import SignalingClient
 from tests.conftest import RunningServer, StartServer, _wait_ready
-from tests.integration.test_peer import loopback_ice  # noqa: F401 - autouse fixture
+from tests.integration.test_peer import (
+    loopback_ice,  # noqa: F401 - autouse fixture
+    popen_callbox,
+)
 from tests.integration.test_peer_renegotiate import connected_pair, until
 
 WIDTH, HEIGHT = 160, 120
@@ -120,3 +124,33 @@ async def test_call_outlives_a_server_restart_and_a_later_hangup_arrives(
         outcome = await bob.run(duration=10)
         assert outcome.reason is EndReason.REMOTE_HANGUP
         assert outcome.by == "alice"
+
+
+async def test_a_call_whose_media_stopped_ends_when_the_server_restarts(
+    start_server: StartServer, serve_again: Restart
+) -> None:
+    server = start_server()
+    url, ca = server.url, server.ca_path
+    caller = popen_callbox("call", url, "--ca", str(ca), "--name", "cam", "--wait", "20")
+    try:
+        async with (
+            SignalingClient(url, name="bob", ca=ca) as bob_client,
+            Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as bob,
+        ):
+            await bob.answer(await bob_client.wait_for_offer(from_user="cam", within=20))
+            await bob.wait_connected(within=15)
+            await until(lambda: bob.peer_on_channel and bob.sink.frames("video") > 10, 10)
+            caller.kill()  # gone without a word: no hang-up, no goodbye, nothing flows
+            await asyncio.to_thread(caller.communicate, timeout=10)
+            await until(lambda: not bob.media_flowing(), within=15)
+            assert not bob.ended  # the server holds cam's session for a resume meanwhile
+            await asyncio.to_thread(stop, server, signal.SIGKILL)
+            await asyncio.to_thread(serve_again, server)
+            outcome = await bob.run(duration=30)
+        assert outcome.reason is EndReason.SIGNALING_LOST
+        assert isinstance(outcome.error, SignalingLost)
+        assert "the call ended on the server" in str(outcome.error)
+        assert bob.server_has_call  # never went on peer-to-peer
+    finally:
+        caller.kill()
+        caller.communicate(timeout=10)

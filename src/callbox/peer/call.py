@@ -189,6 +189,8 @@ class Call:
                 self.notice("the other side has no data channel: chat cannot be sent")
         elif state == "failed":
             self._end(Outcome(EndReason.ICE_FAILED, error=NegotiationError("ICE failed")))
+        elif state == "closed" and not self._closed:  # the other side closed its connection
+            self._end(Outcome(EndReason.REMOTE_LEFT, by=self.remote_name))
 
     def _end(self, outcome: Outcome) -> None:
         if not self._ended.done():
