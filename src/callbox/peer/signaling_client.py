@@ -146,6 +146,8 @@ class SignalingClient:
         self._sessions = 0
         self._resume_tried: str | None = None
         self._reconnect: asyncio.Task[None] | None = None
+        #: send ``auth.resume: true`` on a first connection (False for an older server)
+        self._declare = True
         self._ice = IceServerList(self._fetch_ice_servers, label=self.url)
         self.welcome: Welcome | None = None
 
@@ -206,12 +208,26 @@ class SignalingClient:
         return sio
 
     async def _first_connect(self) -> None:
-        try:
-            await self._connect_socket()
-        except socketio.exceptions.ConnectionError as exc:
-            if self._connect_error is not None:
-                raise self._connect_error from None
-            raise ServerUnreachable(f"cannot connect to {self.url}: {exc}") from None
+        while True:
+            try:
+                await self._connect_socket()
+                return
+            except socketio.exceptions.ConnectionError as exc:
+                refused = self._connect_error
+                if refused is not None and self._declare and "resume" in refused.message:
+                    # a server older than `auth.resume: true` (it takes only a token): it
+                    # numbers events for every client anyway; connect without declaring
+                    log.info(
+                        "%s: the server does not take resume: true; not declaring it", self.url
+                    )
+                    self._declare = False
+                    self._connect_error = None
+                    await self._sio.shutdown()
+                    self._sio = self._new_socket()  # a fresh one: the refused one is spent
+                    continue
+                if refused is not None:
+                    raise refused from None
+                raise ServerUnreachable(f"cannot connect to {self.url}: {exc}") from None
 
     async def _connect_socket(self) -> None:
         await self._sio.connect(
@@ -255,12 +271,12 @@ class SignalingClient:
         ``resume: true`` declares that this client can resume."""
         auth: dict[str, object] = dict(self._auth)
         self._resume_tried = self._resume
-        # the first connection declares that this client can resume (docs/protocol.md)
-        auth["resume"] = True
         if self._resume is not None:
             auth["resume"] = self._resume
             if self._last_seq > 0:
                 auth["lastSeq"] = self._last_seq
+        elif self._declare:
+            auth["resume"] = True
         return auth
 
     @property
