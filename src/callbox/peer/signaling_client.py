@@ -271,12 +271,14 @@ class SignalingClient:
         ``resume: true`` declares that this client can resume."""
         auth: dict[str, object] = dict(self._auth)
         self._resume_tried = self._resume
+        # the first connection declares that this client can resume (docs/protocol.md)
+        auth["resume"] = True
         if self._resume is not None:
             auth["resume"] = self._resume
             if self._last_seq > 0:
                 auth["lastSeq"] = self._last_seq
-        elif self._declare:
-            auth["resume"] = True
+        elif not self._declare:
+            del auth["resume"]  # a server older than `resume: true` (see _first_connect)
         return auth
 
     @property
