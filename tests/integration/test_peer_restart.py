@@ -25,6 +25,7 @@ from tests.integration.test_peer import (
     popen_callbox,
 )
 from tests.integration.test_peer_renegotiate import connected_pair, until
+from tests.tcp_proxy import TcpProxy
 
 WIDTH, HEIGHT = 160, 120
 
@@ -154,3 +155,45 @@ async def test_a_call_whose_media_stopped_ends_when_the_server_restarts(
     finally:
         caller.kill()
         caller.communicate(timeout=10)
+
+
+async def test_a_peer_the_server_lost_but_still_on_the_data_channel_keeps_its_call(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--resume-grace", "2")
+    ca = server.ca_path
+    notices: list[str] = []
+    async with TcpProxy("127.0.0.1", server.port) as proxy:
+        via_proxy = f"https://127.0.0.1:{proxy.port}"
+        async with (
+            SignalingClient(via_proxy, name="alice", ca=ca) as alice_client,
+            SignalingClient(server.url, name="bob", ca=ca) as bob_client,
+            Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
+            Call(
+                bob_client,
+                open_source("testsrc", width=WIDTH, height=HEIGHT),
+                notice=notices.append,
+            ) as bob,
+        ):
+            await connected_pair(alice, bob, bob_client)
+            await until(lambda: alice.peer_on_channel and bob.peer_on_channel, within=10)
+            # alice's signaling breaks for longer than the grace period; her media does not
+            proxy.refuse(True)
+            await proxy.cut()
+            await until(lambda: notices, within=15)  # the server told bob alice is gone
+            assert notices == ["the server lost alice; media still flows: the call goes on "
+                               "peer-to-peer"]  # fmt: skip
+            assert not bob.ended and not bob.server_has_call
+            proxy.refuse(False)  # alice comes back as a new session, and keeps her call too
+            await until(lambda: alice_client.online and not alice.server_has_call, within=20)
+            frames = (alice.sink.frames("video"), bob.sink.frames("video"))
+            await until(
+                lambda: (
+                    alice.sink.frames("video") > frames[0] + 10
+                    and bob.sink.frames("video") > frames[1] + 10
+                ),
+                within=10,
+            )
+            await bob.hangup()
+            outcome = await alice.run(duration=10)
+            assert outcome.reason is EndReason.REMOTE_HANGUP and outcome.by == "bob"
