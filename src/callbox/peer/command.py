@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import os
 import re
 import signal
@@ -365,7 +366,16 @@ async def _main(session: Session) -> tuple[int, str | None]:
     return session.exit_code()
 
 
+def _quiet_media_warnings(verbosity: int) -> None:
+    """aiortc warns about every video frame it fails to decode (packet loss on a busy link,
+    a keyframe still to come): not something a user can act on, and not an error of the call.
+    Shown with -v."""
+    if verbosity == 0:
+        logging.getLogger("aiortc.rtcrtpreceiver").setLevel(logging.ERROR)
+
+
 def _run(args: argparse.Namespace, caller: bool) -> int:
+    _quiet_media_warnings(getattr(args, "verbose", 0))
     session = Session(args, caller)
     try:
         _check(args)
