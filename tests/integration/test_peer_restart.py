@@ -197,3 +197,37 @@ async def test_a_peer_the_server_lost_but_still_on_the_data_channel_keeps_its_ca
             await bob.hangup()
             outcome = await alice.run(duration=10)
             assert outcome.reason is EndReason.REMOTE_HANGUP and outcome.by == "bob"
+
+
+async def test_a_client_without_resume_comes_back_as_a_new_session_and_keeps_its_call(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    ca = server.ca_path
+    async with TcpProxy("127.0.0.1", server.port) as proxy:
+        via_proxy = f"https://127.0.0.1:{proxy.port}"
+        async with (
+            SignalingClient(via_proxy, name="alice", ca=ca, resume=False) as alice_client,
+            SignalingClient(server.url, name="bob", ca=ca) as bob_client,
+            Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
+            Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as bob,
+        ):
+            assert not alice_client.resumable and bob_client.resumable
+            await connected_pair(alice, bob, bob_client)
+            await until(lambda: alice.peer_on_channel and bob.peer_on_channel, within=10)
+            first = alice_client.welcome
+            proxy.refuse(True)
+            await proxy.cut()
+            await asyncio.sleep(1)
+            proxy.refuse(False)
+            # no token to resume with: a new session, and the call goes on without the server
+            await until(
+                lambda: alice_client.online and alice_client.welcome is not first, within=20
+            )
+            assert alice_client.welcome is not None and not alice_client.welcome.resumed
+            await until(lambda: not alice.server_has_call, within=10)
+            frames = bob.sink.frames("video")
+            await until(lambda: bob.sink.frames("video") > frames + 10, within=10)
+            await alice.hangup()
+            outcome = await bob.run(duration=10)
+            assert outcome.reason is EndReason.REMOTE_HANGUP and outcome.by == "alice"

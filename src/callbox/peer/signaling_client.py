@@ -101,7 +101,11 @@ _SERVER_DISCONNECT = "server disconnect"
 
 
 class SignalingClient:
-    """One socket.io connection to a callbox server, as one user in one room."""
+    """One socket.io connection to a callbox server, as one user in one room.
+
+    ``resume=False``: do not declare that this client can resume; the server then ends its
+    session as soon as its socket closes (a short-lived client, e.g. a connection check).
+    """
 
     def __init__(
         self,
@@ -114,6 +118,7 @@ class SignalingClient:
         connect_timeout: float = 10.0,
         ack_timeout: float = 10.0,
         resume_wait: float = 30.0,
+        resume: bool = True,
     ) -> None:
         self.url = url.rstrip("/")
         self._auth: dict[str, str] = {}
@@ -146,8 +151,11 @@ class SignalingClient:
         self._sessions = 0
         self._resume_tried: str | None = None
         self._reconnect: asyncio.Task[None] | None = None
-        #: send ``auth.resume: true`` on a first connection (False for an older server)
-        self._declare = True
+        #: resume a dropped socket's session when the server gives a token
+        self._resumes_wanted = resume
+        #: declare ``auth.resume: true`` (False: not wanted, or a server older than it, which
+        #: gives every client a token)
+        self._declare = resume
         self._ice = IceServerList(self._fetch_ice_servers, label=self.url)
         self.welcome: Welcome | None = None
 
@@ -437,7 +445,9 @@ class SignalingClient:
             self._last_seq = 0  # a new session numbers its events from 1 again, both ways
             self._send_seq = 0
             self._sessions += 1
-        self._resume = welcome.resume
+        # no token (a server that does not resume this client, or we did not ask): a socket
+        # that drops comes back as a new session
+        self._resume = welcome.resume if self._resumes_wanted else None
         self._resume_tried = None
         self.welcome = welcome
         self._ice.update(welcome.ice_servers, welcome.ice_servers_ttl)
