@@ -298,3 +298,30 @@ async def test_a_plain_client_is_never_held_across_nodes(
     assert ended["reason"] == "peer-disconnected"
     with pytest.raises(socketio.exceptions.ConnectionError):
         await on(clients, nodes[1], resume="x" * 43)
+
+
+async def test_a_node_restarted_gracefully_hands_its_resumable_sessions_over(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients
+) -> None:
+    """SIGTERM on node A: alice (can resume) is held and resumes on B, bob on B is not told
+    anything; carol (the seed's kind of client) ends, and her peer is told why."""
+    a, b = nodes
+    alice = await on(clients, a, userName="alice", resume=True)
+    bob = await on(clients, b, userName="bob", resume=True)
+    ack = await alice.call("newOffer", OFFER)
+    await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+    await alice.wait_for("answerResponse")
+    carol = await on(clients, a, userName="carol", room="two")
+    dave = await on(clients, b, userName="dave", room="two")
+    second = await carol.call("newOffer", OFFER)
+    await dave.call("newAnswer", {"offerId": second["offerId"], "answer": ANSWER})
+    await carol.wait_for("answerResponse")
+    a.process.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(a.process.wait, 30)
+    ended = await dave.wait_for("callEnded", wait=10)
+    assert ended["reason"] == "server-shutdown"
+    await bob.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(5)})
+    back = await on(clients, b, resume=alice.events["welcome"][0]["resume"], lastSeq=alice.last_seq)
+    assert back.events["welcome"][0]["resumed"] is True
+    assert await back.wait_for("receivedIceCandidateFromServer") == cand(5)
+    assert bob.events["callEnded"] == []
