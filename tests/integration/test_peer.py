@@ -195,7 +195,7 @@ def test_cli_ctrl_c_while_waiting_exits_0_quietly(callbox_server: RunningServer)
     answer = popen_callbox("-v", "answer", callbox_server.url, "--ca", str(callbox_server.ca_path))
     try:
         assert answer.stderr is not None
-        seen = []
+        seen: list[str] = []
         while not any("connected to" in line for line in seen):
             line = answer.stderr.readline()
             assert line, seen  # it did not exit before connecting
