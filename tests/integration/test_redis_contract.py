@@ -15,8 +15,8 @@ from callbox.signaling.mailbox import MailboxLimits
 from callbox.signaling.redis import RedisMailbox, RedisStore
 from callbox.signaling.redis.scripts import check
 from tests.redis_server import RedisServer
-from tests.unit.boards import BySid
 from tests.unit import test_mailbox, test_switchboard
+from tests.unit.boards import BySid
 from tests.unit.test_mailbox import opened  # noqa: F401 - a fixture the scenarios use
 from tests.unit.test_switchboard import board  # noqa: F401 - a fixture the scenarios use
 
