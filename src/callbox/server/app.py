@@ -281,6 +281,7 @@ def _routes(app: web.Application, hub: Hub, ca_path: Path | None) -> None:
             stats = await hub.switchboard.store.stats()
             hub.metrics.waiting_offers.set(stats.waiting_offers)
             hub.metrics.calls.set(stats.calls)
+            hub.metrics.held.set(await hub.mailbox.held_count())
         body = hub.metrics.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -225,5 +225,11 @@ class RedisMailbox:
         )
         return str(result)
 
+    async def held_count(self) -> int:
+        try:
+            return int(await self.client.zcard(f"{self.prefix}holds"))
+        except RedisError as e:
+            raise unavailable(e) from e
+
     async def close(self) -> None:
         """The client is shared with the store and the bus: the app closes it."""
