@@ -24,6 +24,8 @@ class RedisServer:
     directory: Path
     port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: keep the data over a restart (an append-only file in ``directory``)
+    persistent: bool = False
 
     @property
     def url(self) -> str:
@@ -35,7 +37,8 @@ class RedisServer:
         with (self.directory / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.directory)],
+                 "--appendonly", "yes" if self.persistent else "no",
+                 "--appendfsync", "always", "--dir", str(self.directory)],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + 20

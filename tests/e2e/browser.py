@@ -186,3 +186,65 @@ def connect_pair(caller: Person, answerer: Person) -> None:
         assert_connected(who)
     for who in (caller, answerer):
         assert_decodes_video(who)
+
+
+# A device with a microphone and no camera: video requests fail like a missing camera,
+# and the device list shows no camera (audio-only calls).
+NO_CAMERA = """
+(() => {
+  const md = navigator.mediaDevices;
+  const open = md.getUserMedia.bind(md);
+  md.getUserMedia = (constraints) => {
+    if (constraints && constraints.video) {
+      return Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));
+    }
+    return open(constraints);
+  };
+  const list = md.enumerateDevices.bind(md);
+  md.enumerateDevices = async () => (await list()).filter((d) => d.kind !== 'videoinput');
+})();
+"""
+
+# Audio and video stats of the newest peer connection, and the selected pair's types.
+READ_MEDIA = """
+async () => {
+  const pc = window.__e2ePeers.at(-1);
+  if (!pc) return null;
+  const report = await pc.getStats();
+  const out = {audioBytes: 0, framesDecoded: 0, local: '', remote: ''};
+  let pairId = '';
+  report.forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') out.audioBytes += r.bytesReceived ?? 0;
+    if (r.type === 'inbound-rtp' && r.kind === 'video') out.framesDecoded += r.framesDecoded ?? 0;
+    if (r.type === 'transport' && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId;
+  });
+  const pair = report.get(pairId);
+  if (pair) {
+    out.local = report.get(pair.localCandidateId)?.candidateType ?? '';
+    out.remote = report.get(pair.remoteCandidateId)?.candidateType ?? '';
+  }
+  return out;
+}
+"""
+
+
+def media(who: Person) -> dict[str, Any]:
+    result: dict[str, Any] = who.page.evaluate(READ_MEDIA)
+    return result
+
+
+def remote_size(who: Person) -> tuple[int, int]:
+    size = who.page.evaluate(
+        "(() => { const v = document.querySelector('#remote-video');"
+        " return [v.videoWidth, v.videoHeight]; })()"
+    )
+    return int(size[0]), int(size[1])
+
+
+def frames_grow(who: Person) -> None:
+    """The newest connection's decoded video frames grow over ~1 s."""
+    before = who.stats()
+    who.page.wait_for_timeout(1000)
+    after = who.stats()
+    assert before is not None and after is not None
+    assert after["framesDecoded"] > before["framesDecoded"], (before, after)

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-def launch(playwright: Playwright, env: dict[str, str] | None = None) -> Browser:
+def launch(playwright: Playwright, env: dict[str, str | float | bool] | None = None) -> Browser:
     return playwright.chromium.launch(
         executable_path=CHROMIUM,
         args=CHROMIUM_ARGS,
@@ -96,7 +96,7 @@ def room() -> str:
 
 def make_people(
     default_browser: Browser, default_server: Any, default_room: str
-) -> Iterator[PersonFactory]:
+) -> Generator[PersonFactory, None, None]:
     contexts: list[BrowserContext] = []
 
     def person(

@@ -87,3 +87,53 @@ def test_python_calls_and_browser_answers_from_the_list(
     video, audio = frames_received(out)
     assert video > 0 and audio > 0, out
     assert err == ""
+
+
+PEER_STATE = """
+() => {
+  const pc = window.__e2ePeers.at(-1);
+  if (!pc) return null;
+  return {
+    signaling: pc.signalingState,
+    sendingVideo: pc.getTransceivers().filter(
+      (t) => t.sender.track && t.sender.track.kind === 'video'
+        && ['sendrecv', 'sendonly'].includes(t.currentDirection)).length,
+  };
+}
+"""
+
+
+def video_tracks_received(stdout: str) -> list[tuple[int, int, int]]:
+    found = re.search(r"video tracks received: (.*)", stdout)
+    assert found, stdout
+    each = re.findall(r"(\d+)x(\d+) \((\d+) frames\)", found[1])
+    return [(int(w), int(h), int(n)) for w, h, n in each]
+
+
+def test_browser_answerer_shares_its_screen_and_the_python_caller_receives_it(
+    people: PersonFactory, callbox_server: Any, room: str
+) -> None:
+    caller = python_peer("call", callbox_server, room, "--name", "py-cam", "--duration", "14")
+    try:
+        bob = people("bob")
+        bob.page.locator("#offers button", has_text="Answer py-cam").click()
+        assert_browser_decodes(bob)
+        share = bob.page.locator("#screen")
+        expect(share).to_be_enabled()  # the Python peer said it answers renegotiations
+        share.click()
+        expect(share).to_have_attribute("aria-pressed", "true")
+        # the browser (the polite answerer) offered over the data channel; Python answered
+        bob.page.wait_for_function(
+            f"() => {{ const s = ({PEER_STATE})();"
+            " return s && s.signaling === 'stable' && s.sendingVideo === 2; }"
+        )
+        bob.page.wait_for_timeout(3000)  # the screen's frames reach the Python caller
+        assert bob.stats()["connectionState"] == "connected"  # type: ignore[index]
+    finally:
+        out, err = finish(caller)
+    assert err.splitlines() == ["callbox: bob added a video track"], err
+    camera, screen = video_tracks_received(out)
+    # Chromium may scale either down to share the bandwidth, never change their shapes: the
+    # fake camera is 4:3 (640x480), the fake screen 16:9 (1280x720)
+    assert camera[2] > 0 and camera[0] * 3 == camera[1] * 4, out
+    assert screen[2] > 0 and screen[0] * 9 == screen[1] * 16, out

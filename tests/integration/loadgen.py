@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import socketio
 
+from tests.integration.sio_client import disconnect_cleanly
+
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\n"}
 RECEIVED = "receivedIceCandidateFromServer"
@@ -71,10 +73,12 @@ async def run_load(
     handshakes: int = 2,
     candidates: int = 5,
     rooms: int = 25,
+    callee_url: str | None = None,
 ) -> LoadResult:
     """``sessions`` clients connect (all at once), pair up, and each pair does ``handshakes``
     calls with ``candidates`` candidates each way before and after the answer; then all
-    leave. Checks every candidate arrived exactly once, in order."""
+    leave. Checks every candidate arrived exactly once, in order. With ``callee_url`` the
+    callees connect there (another node) and the callers to ``url``."""
     result = LoadResult(sessions=sessions)
     context = ssl.create_default_context(cafile=str(ca_path))
     connector = aiohttp.TCPConnector(ssl=context, limit=0)
@@ -83,7 +87,7 @@ async def run_load(
         peers = [_Peer(http) for _ in range(sessions)]
         connect = [
             p.sio.connect(
-                url,
+                callee_url if callee_url and n % 2 else url,
                 auth={"userName": f"load{n}", "room": f"load{n // 2 % rooms}"},
                 transports=["websocket"],
                 wait_timeout=30,
@@ -103,7 +107,8 @@ async def run_load(
                 result.duplicated += max(0, got - expected)
             for peer in (caller, callee):
                 result.errors += [str(e) for e in peer.events["signalingError"]]
-        await asyncio.gather(*(p.sio.disconnect() for p in peers))
+        # deliberate leaves: a dropped socket's session would be held for a resume
+        await asyncio.gather(*(disconnect_cleanly(p.sio) for p in peers))
     result.seconds = time.monotonic() - started
     return result
 

@@ -23,6 +23,7 @@ def test_wheel_contains_the_web_client_and_the_npm_socket_io_client(tmp_path: Pa
         "callbox/web/index.html",
         "callbox/web/js/main.js",
         "callbox/web/vendor/socket.io.esm.min.js",
+        "callbox/web/vendor/uqr.mjs",  # the QR encoder of the room link (npm package uqr)
         "callbox/py.typed",
     ):
         assert expected in names, expected

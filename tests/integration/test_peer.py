@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,14 +191,22 @@ def test_cli_usage_error_exits_2(callbox_server: RunningServer) -> None:
 
 
 def test_cli_ctrl_c_while_waiting_exits_0_quietly(callbox_server: RunningServer) -> None:
-    answer = popen_callbox("answer", callbox_server.url, "--ca", str(callbox_server.ca_path))
+    # -v: the info line "connected to ..." says when it waits for an offer
+    answer = popen_callbox("-v", "answer", callbox_server.url, "--ca", str(callbox_server.ca_path))
     try:
-        time.sleep(1.5)  # connected and waiting for an offer
+        assert answer.stderr is not None
+        seen: list[str] = []
+        while not any("connected to" in line for line in seen):
+            line = answer.stderr.readline()
+            assert line, seen  # it did not exit before connecting
+            seen.append(line)
         answer.send_signal(signal.SIGINT)
         out, err = answer.communicate(timeout=15)
     finally:
         answer.kill()
-    assert (answer.returncode, out, err) == (0, "", "")
+    assert (answer.returncode, out) == (0, "")
+    said = [*seen, *err.splitlines()]
+    assert not [line for line in said if " INFO " not in line], said  # nothing but info
 
 
 async def test_cli_remote_hangup_mid_call_exits_0_with_one_line(

@@ -68,9 +68,10 @@ async def test_socket_drop_mid_call_resumes_and_a_later_hangup_arrives(
                 lambda: proxy.connections and alice_client.welcome and alice_client.welcome.resumed,
                 within=15,
             )
-            assert alice_client.welcome.user_name == "alice"
-            assert alice_client.welcome.offer_id == alice.offer_id
-            assert alice_client.welcome.resume not in (None, first_token)
+            back = alice_client.welcome
+            assert back is not None and back.user_name == "alice"
+            assert back.offer_id == alice.offer_id
+            assert back.resume not in (None, first_token)
             assert not alice.ended
 
             # bob's hang-up reaches alice over her resumed socket

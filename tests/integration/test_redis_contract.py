@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from redis.asyncio import Redis
 
-from callbox.signaling import ErrorCode, SignalingError, StoreUnavailable
+from callbox.signaling import ErrorCode, SignalingError, StoreUnavailable, Switchboard
 from callbox.signaling.mailbox import MailboxLimits
 from callbox.signaling.redis import RedisMailbox, RedisStore
 from callbox.signaling.redis.scripts import check
 from tests.redis_server import RedisServer
 from tests.unit import test_mailbox, test_switchboard
+from tests.unit.boards import BySid
 from tests.unit.test_mailbox import opened  # noqa: F401 - a fixture the scenarios use
 from tests.unit.test_switchboard import board  # noqa: F401 - a fixture the scenarios use
 
@@ -46,12 +47,12 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def store(client: Redis, prefix: str) -> RedisStore:  # type: ignore[override]
+def store(client: Redis, prefix: str) -> RedisStore:
     return RedisStore(client, prefix)
 
 
 @pytest.fixture
-def make_box(client: Redis, prefix: str) -> Callable[..., RedisMailbox]:  # type: ignore[override]
+def make_box(client: Redis, prefix: str) -> Callable[..., RedisMailbox]:
     def make(limits: MailboxLimits | None = None) -> RedisMailbox:
         return RedisMailbox(client, prefix, limits)
 
@@ -59,7 +60,7 @@ def make_box(client: Redis, prefix: str) -> Callable[..., RedisMailbox]:  # type
 
 
 async def test_redis_stats_count_sessions_offers_and_calls(store: RedisStore) -> None:
-    sb = test_switchboard.BySid(test_switchboard.Switchboard(store))
+    sb = BySid(Switchboard(store))
     await test_switchboard.join(sb, "a", "alice")
     await test_switchboard.join(sb, "b", "bob")
     await test_switchboard.join(sb, "c", "carol")

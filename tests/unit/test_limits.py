@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from callbox.config import ServerSettings, add_serve_arguments, serve_settings_from
 from callbox.errors import ConfigError
-from callbox.server.app import same_origin, sweep_interval
+from callbox.server.app import sweep_interval
 from callbox.server.auth import Authenticator
+from callbox.server.http import same_origin
 from callbox.server.routing import weigh
 from callbox.signaling import Auth, ErrorCode, Limits, MemoryStore, SignalingError, Switchboard
 from callbox.signaling.limits import ConnectGuard, ConnectionCounter, RateLimiter, address_key

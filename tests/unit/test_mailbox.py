@@ -201,4 +201,6 @@ async def test_the_sessions_of_a_dead_node_are_held_or_ended(make_box: MakeBox) 
     assert await box.release("c", "dead", hold_until=50.0) == ""  # not on that node
     assert await box.release("a", "dead", hold_until=50.0) == ""  # taken over already
     assert await box.sessions_on("dead") == []
+    assert await box.held_count() == 1
     assert await box.expired(60.0) == ["a"]
+    assert await box.held_count() == 0

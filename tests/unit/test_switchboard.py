@@ -66,7 +66,9 @@ async def test_offer_is_announced_to_the_room_but_not_the_offerer(board: BySid) 
     assert outcome.ack == {"offerId": "offer1"}
     [d] = outcome.deliveries
     assert (d.event, d.to_room, d.skip_sid) == ("newOfferAwaiting", "lobby", "a")
-    [view] = d.payload  # type: ignore[misc]
+    assert isinstance(d.payload, list)
+    [view] = d.payload
+    assert isinstance(view, dict)
     assert view["offererUserName"] == "alice" and view["offer"] == OFFER
     assert view["answer"] is None and view["offerIceCandidates"] == []
 

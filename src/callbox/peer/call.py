@@ -5,13 +5,15 @@
         await call.wait_connected(within=20)
         outcome = await call.run(duration=10)        # until duration / hang-up / ICE failure
 
-Remote candidates are applied in arrival order (held until the remote description is set);
-local ones are trickled from the local description, then end-of-candidates. The call ends on
-our hang-up, the remote ``callEnded``, ICE failure, signaling loss, or cancellation (Ctrl-C).
+The server is needed to meet; once the call's data channel is open (:mod:`.channel`), the call
+carries its own hang-up, chat and renegotiation, and outlives the server: a call whose media
+flows is kept when the server stops (``callEnded`` reason ``server-shutdown``), restarts (the
+resume is refused) or closes our socket (PLAN decisions 3-6). The call ends on our hang-up,
+the other side's (data channel or server), ICE failure, the server's loss of a call whose
+media does not flow, or cancellation (Ctrl-C).
 
-A dropped signaling socket does not end the call: the client resumes the session and the call
-goes on (it ends only if the server did not keep it). aiortc cannot restart ICE: a browser
-caller's restart offer is not applied (docs/protocol.md, "Python peers and ICE restart").
+Renegotiation offers from the other side are answered in either role, over the path they
+came by; what aiortc cannot do (an ICE restart) is declined (:mod:`.negotiation`).
 """
 
 from __future__ import annotations
@@ -19,51 +21,69 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
-from aiortc import (
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceTransportPolicy, RTCPeerConnection
 
 from callbox.errors import NegotiationError, PeerError, PeerTimeout
+from callbox.peer.channel import (
+    FEATURES,
+    MAX_CHAT_CHARS,
+    CallChannel,
+    Chat,
+    Hangup,
+    Hello,
+    MediaState,
+    Message,
+    RemoteDescription,
+    chat_length,
+)
+from callbox.peer.channel import RemoteCandidate as ChannelCandidate
 from callbox.peer.errors import RemoteEnded, SignalingLost
-from callbox.peer.media import Sink, Source
-from callbox.peer.signaling_client import (
+from callbox.peer.events import (
     AnswerReceived,
     CallEnded,
     Disconnected,
+    OfferDeclined,
     Reconnecting,
     RemoteCandidate,
     Renegotiate,
     Resumed,
     ServerError,
     SessionLost,
-    SignalingClient,
 )
-from callbox.peer.wire import JSON, OfferView, candidates_from_sdp, to_rtc_candidate
+from callbox.peer.flow import FlowWatch
+from callbox.peer.ice import rtc_ice_servers
+from callbox.peer.media import Sink, Source
+from callbox.peer.negotiation import ICE_RESTART_UNSUPPORTED, Declined, Negotiator, ice_ufrags
+from callbox.peer.signaling_client import SignalingClient
+from callbox.peer.stats import Snapshot, receiving, sending, snapshot
+from callbox.peer.wire import OfferView, candidates_from_sdp
 from callbox.signaling.model import Candidate, Description
+
+__all__ = [
+    "ICE_RESTART_UNSUPPORTED",
+    "Call",
+    "EndReason",
+    "Outcome",
+    "Snapshot",
+    "ice_servers",
+    "ice_ufrags",
+]
 
 log = logging.getLogger(__name__)
 
-ICE_RESTART_UNSUPPORTED = (
-    "ICE restart is not supported by aiortc; the call continues on the current path "
-    "(or ends if it failed)"
-)
-_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
-
-
-def ice_ufrags(sdp: str) -> set[str]:
-    """The ICE user fragments of a description: they change when ICE restarts."""
-    return set(_UFRAG.findall(sdp))
+ice_servers = rtc_ice_servers  # the name this module exported before
+#: how long a hang-up waits for the server once the data channel has carried it
+HANGUP_SERVER_WAIT = 3.0
+#: how long a hang-up waits for the data channel to deliver it before closing
+HANGUP_CHANNEL_WAIT = 1.0
 
 
 class EndReason(StrEnum):
@@ -82,33 +102,16 @@ class Outcome:
     error: PeerError | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Counters of the call at one moment (the live status line is made from two of them)."""
-
-    at: float
-    state: str
-    rtt_ms: float | None
-    bytes_in: int
-    bytes_out: int
-    frames_in: dict[str, int]
-
-
-def ice_servers(raw: tuple[JSON, ...]) -> list[RTCIceServer]:
-    servers = []
-    for entry in raw:
-        urls = entry.get("urls")
-        if isinstance(urls, str | list):
-            servers.append(
-                RTCIceServer(
-                    urls=urls, username=entry.get("username"), credential=entry.get("credential")
-                )
-            )
-    return servers
+ChatHandler = Callable[[str, str], None]
 
 
 class Call:
-    """One call over one :class:`SignalingClient`. Owns the peer connection, not the client."""
+    """One call over one :class:`SignalingClient`. Owns the peer connection, not the client.
+
+    ``notice`` tells the user something they should know that does not end the call (a
+    declined renegotiation, the server gone); ``on_chat(name, text)`` gets chat lines;
+    ``relay_only`` uses TURN relays only (iceTransportPolicy "relay": to test a TURN server).
+    """
 
     def __init__(
         self,
@@ -117,17 +120,31 @@ class Call:
         sink: Sink | None = None,
         *,
         notice: Callable[[str], None] | None = None,
+        on_chat: ChatHandler | None = None,
+        relay_only: bool = False,
     ) -> None:
         self.client = client
         self.notice = notice if notice is not None else (lambda text: log.warning("%s", text))
-        """Tells the user something they should know that does not end the call."""
+        self.on_chat = on_chat
         self.source = source
         self.sink = sink if sink is not None else Sink()
-        welcome = client.welcome
-        config = RTCConfiguration(iceServers=ice_servers(welcome.ice_servers if welcome else ()))
-        self.pc = RTCPeerConnection(configuration=config)
-        self.pc.on("track", self.sink.add)
+        # aiortc reads iceServers from this object whenever it creates an ICE transport, so
+        # the fresh list put here before the first offer/answer is the one the call uses.
+        self._config = RTCConfiguration(
+            iceServers=rtc_ice_servers(client.ice_servers),
+            iceTransportPolicy=(
+                RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+            ),
+        )
+        self.pc = RTCPeerConnection(configuration=self._config)
+        self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
+        self.negotiator = Negotiator(self.pc)
+        self.channel: CallChannel | None = None
+        self.remote_media: MediaState | None = None
+        """The other side's last ``media`` message (None: none yet)."""
+        self.server_has_call = True
+        """False once the server forgot the call and it goes on peer-to-peer."""
         self.offer_id: str | None = None
         self.caller = False
         self.remote_name: str | None = None
@@ -138,9 +155,10 @@ class Call:
         self._connected = asyncio.Event()
         self._ended: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._answer: asyncio.Future[OfferView] = asyncio.get_running_loop().create_future()
-        self._remote_set = False
-        self._pending: list[Candidate] = []
-        self._applied: set[str] = set()
+        self._flow = FlowWatch(self._inbound_bytes)
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._chat_out: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -164,10 +182,15 @@ class Call:
         log.info("call %s: connection %s -> %s", self.offer_id, self.state, state)
         self.state = state
         if state == "connected":
-            self.connected_at = time.monotonic()
+            self.connected_at = self.connected_at or time.monotonic()
             self._connected.set()
+            self._flow.start()
+            if self.channel is None and self._chat_out:
+                self.notice("the other side has no data channel: chat cannot be sent")
         elif state == "failed":
             self._end(Outcome(EndReason.ICE_FAILED, error=NegotiationError("ICE failed")))
+        elif state == "closed" and not self._closed:  # the other side closed its connection
+            self._end(Outcome(EndReason.REMOTE_LEFT, by=self.remote_name))
 
     def _end(self, outcome: Outcome) -> None:
         if not self._ended.done():
@@ -178,7 +201,79 @@ class Call:
     def ended(self) -> bool:
         return self._ended.done()
 
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self.sink.add(track)
+        if self._connected.is_set():  # a renegotiation added it (a screen share, say)
+            self.notice(f"{self._peer_name()} added a {track.kind} track")
+
+    def _peer_name(self) -> str:
+        hello = self.channel.peer if self.channel is not None else None
+        return self.remote_name or (hello.name if hello else None) or "the other party"
+
+    @property
+    def peer_on_channel(self) -> bool:
+        """The other side speaks on the data channel (it said hello and it is open)."""
+        return self.channel is not None and self.channel.is_open and self.channel.peer is not None
+
+    # --- the data channel --------------------------------------------------------------------
+
+    def _open_channel(self) -> None:
+        self.channel = CallChannel(
+            self.pc, on_open=self._channel_open, on_message=self._inbox.put_nowait
+        )
+        self._spawn(self._run_channel())
+
+    def _channel_open(self) -> None:
+        channel = self.channel
+        assert channel is not None
+        welcome = self.client.welcome
+        channel.send(Hello(welcome.user_name if welcome else "", FEATURES))
+        sending = self.sending()
+        audio = self.source.audio is not None and "audio" in sending
+        video = self.source.video is not None and "video" in sending
+        channel.send(MediaState(audio=audio, video=video, screen=False))
+        chats, self._chat_out = self._chat_out, []
+        for text in chats:
+            channel.send(Chat(uuid.uuid4().hex, text))
+
+    def say(self, text: str) -> None:
+        """Send a chat line to the other side now, or once the data channel opens."""
+        if not text or chat_length(text) > MAX_CHAT_CHARS:
+            raise ValueError(f"a chat line has 1 to {MAX_CHAT_CHARS} characters")
+        if self.channel is not None and self.channel.is_open:
+            self.channel.send(Chat(uuid.uuid4().hex, text))
+        else:
+            self._chat_out.append(text)
+
+    async def _run_channel(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            try:
+                await self._on_message(message)
+            except PeerError as exc:
+                log.warning("call %s: data channel: %s", self.offer_id, exc)
+
+    async def _on_message(self, message: Message) -> None:
+        match message:
+            case Hangup():
+                self._end(Outcome(EndReason.REMOTE_HANGUP, by=self._peer_name()))
+            case MediaState():
+                log.info("call %s: the other side's media: %s", self.offer_id, message)
+                self.remote_media = message
+            case Chat(text=text):
+                if self.on_chat is not None:
+                    self.on_chat(self._peer_name(), text)
+            case RemoteDescription(description=description):
+                await self._remote_description(description, over_channel=True)
+            case ChannelCandidate(candidate=candidate):
+                await self.negotiator.add_candidate(candidate)
+            case Hello():
+                pass  # kept by the channel (CallChannel.peer)
+
     # --- signaling events --------------------------------------------------------------------
+
+    def _spawn(self, work: Any) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(work))
 
     def _start_pump(self) -> None:
         if self._pump is None:
@@ -199,29 +294,29 @@ class Call:
                 if not self._answer.done():
                     self._answer.set_result(view)
             case RemoteCandidate(candidate=candidate):
-                if self._remote_set:
-                    await self._apply(candidate)
-                else:
-                    self._pending.append(candidate)
+                await self.negotiator.add_candidate(candidate)
+            case CallEnded(offer_id=offer_id) if offer_id and offer_id != self.offer_id:
+                log.info("call %s: callEnded of another call (%s) ignored", self.offer_id, offer_id)
             case CallEnded(reason=reason, by=by):
-                why = EndReason.REMOTE_LEFT if reason != "hangup" else EndReason.REMOTE_HANGUP
-                self._end(Outcome(why, by=by or self.remote_name))
+                await self._call_ended(reason, by or self.remote_name)
             case ServerError(error=error):
                 if not self._connected.is_set():
                     self._end(Outcome(EndReason.SIGNALING_LOST, error=error))
             case Renegotiate(description=description):
-                await self._renegotiate(description)
+                await self._remote_description(description, over_channel=False)
+            case OfferDeclined(offer_id=offer_id, by=by) if offer_id == self.offer_id:
+                self.notice(f"{by or 'someone'} declined the call; it stays open for others")
             case Reconnecting(reason=reason):
-                log.warning("call %s: signaling dropped (%s); resuming", self.offer_id, reason)
+                log.warning("call %s: signaling dropped (%s); reconnecting", self.offer_id, reason)
             case Resumed(offer_id=offer_id):
                 if self.offer_id is not None and offer_id != self.offer_id:
-                    lost = SignalingLost("the server did not keep the call while we were away")
-                    self._end(Outcome(EndReason.SIGNALING_LOST, error=lost))
+                    why = "the server did not keep the call while we were away"
+                    await self._server_gone(why, lost=SignalingLost(why))
                 else:
                     log.info("call %s: signaling resumed", self.offer_id)
             case SessionLost(reason=reason):
                 lost = SignalingLost(f"signaling lost: {reason}; the call ended on the server")
-                self._end(Outcome(EndReason.SIGNALING_LOST, error=lost))
+                await self._server_gone(f"signaling lost: {reason}", lost=lost)
             case Disconnected(reason=reason):
                 if not self._connected.is_set():
                     lost = SignalingLost(f"signaling connection lost ({reason})")
@@ -231,58 +326,72 @@ class Call:
                         "call %s: signaling lost (%s); media continues", self.offer_id, reason
                     )
 
-    async def _renegotiate(self, description: Description) -> None:
-        """A ``renegotiate`` from the other side: answer a new offer that aiortc can apply."""
-        if self.caller or description.type != "offer" or not self._remote_set:
-            log.warning(
-                "call %s: ignoring renegotiate %s (we only answer offers, as answerer)",
-                self.offer_id,
-                description.type,
-            )
+    async def _call_ended(self, reason: str, by: str | None) -> None:
+        if reason == "hangup":
+            self._end(Outcome(EndReason.REMOTE_HANGUP, by=by))
+        elif reason == "server-shutdown":
+            lost = SignalingLost("the server shut down before media flowed")
+            await self._server_gone("the server is shutting down", lost=lost)
+        else:
+            # the server lost the other side's socket; if the other side still speaks to us on
+            # the data channel and its media flows, it did not leave: only its signaling did
+            left = Outcome(EndReason.REMOTE_LEFT, by=by)
+            await self._server_gone(f"the server lost {by or 'the other party'}", left=left)
+
+    async def _server_gone(
+        self, why: str, *, lost: PeerError | None = None, left: Outcome | None = None
+    ) -> None:
+        """The server no longer carries the call: keep it if its media flows (and, when the
+        other side is the one the server lost, if it is still on the data channel)."""
+        otherwise = left or Outcome(EndReason.SIGNALING_LOST, error=lost)
+        if self.ended:
             return
-        current = self.pc.remoteDescription
-        if current is not None and ice_ufrags(description.sdp) != ice_ufrags(current.sdp):
-            # aiortc would accept the offer but keep the old ICE credentials (no restart),
-            # which breaks the browser's restarted agent: better not to apply it at all.
-            log.warning("call %s: %s", self.offer_id, ICE_RESTART_UNSUPPORTED)
-            self.notice(ICE_RESTART_UNSUPPORTED)
-            if self.pc.iceConnectionState == "failed" or self.state == "failed":
+        keep = self._connected.is_set() and await self._flow.check()
+        if keep and left is not None:
+            keep = self.peer_on_channel
+        if not keep:
+            self._end(otherwise)
+            return
+        if self.server_has_call:
+            self.server_has_call = False
+            text = f"{why}; media still flows: the call goes on peer-to-peer"
+            log.warning("call %s: %s", self.offer_id, text)
+            self.notice(text)
+
+    async def _remote_description(self, description: Description, *, over_channel: bool) -> None:
+        """A description from the other side after the first exchange: an offer is answered
+        or declined; an answer is applied only if someone offered on our connection (we never
+        offer again ourselves; an application using :attr:`pc` may)."""
+        path = "data channel" if over_channel else "server"
+        if description.type != "offer":
+            if await self.negotiator.accept_answer(description):
+                log.info("call %s: renegotiation answered over the %s", self.offer_id, path)
+            else:
+                log.info("call %s: unexpected %s over the %s ignored", self.offer_id,
+                         description.type, path)  # fmt: skip
+            return
+        result = await self.negotiator.answer_offer(description)
+        if isinstance(result, Declined):
+            log.warning("call %s: renegotiation declined: %s", self.offer_id, result.reason)
+            self.notice(result.reason)
+            if result.fatal:
                 why = NegotiationError("ICE failed and aiortc cannot restart it")
                 self._end(Outcome(EndReason.ICE_FAILED, error=why))
-                with contextlib.suppress(PeerError):
-                    await self.client.hangup(self.offer_id)
+                await self.hangup()
             return
-        await self._set_remote(description)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        local = self.pc.localDescription
-        await self.client.renegotiate(Description(local.type, local.sdp), self.offer_id)
-        log.info("call %s: answered a renegotiation", self.offer_id)
+        if over_channel:
+            assert self.channel is not None
+            if not self.channel.send(RemoteDescription(result)):
+                log.warning("call %s: the data channel closed before our answer", self.offer_id)
+                return
+        else:
+            await self.client.renegotiate(result, self.offer_id)
+        log.info("call %s: answered a renegotiation (over the %s)", self.offer_id, path)
 
-    async def _apply(self, candidate: Candidate) -> None:
-        if candidate.candidate in self._applied:
-            return
-        self._applied.add(candidate.candidate)
-        log.debug("call %s: remote candidate %r", self.offer_id, candidate.candidate)
-        rtc = to_rtc_candidate(candidate)
-        if rtc is not None and rtc.sdpMid is None and rtc.sdpMLineIndex is None:
-            rtc.sdpMLineIndex = 0
-        await self.pc.addIceCandidate(rtc)
+    # --- the two roles -----------------------------------------------------------------------
 
-    async def _set_remote(self, description: Description) -> None:
-        log.debug("call %s: remote %s sdp %r", self.offer_id, description.type, description.sdp)
-        try:
-            await self.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=description.sdp, type=description.type)
-            )
-        except ValueError as exc:
-            raise NegotiationError(f"remote {description.type} rejected: {exc}") from exc
-
-    async def _flush(self, candidates: list[Candidate]) -> None:
-        """From now on apply remote candidates: first ``candidates``, then those held."""
-        self._remote_set = True
-        pending, self._pending = [*candidates, *self._pending], []
-        for candidate in pending:
-            await self._apply(candidate)
+    async def _use_fresh_ice_servers(self) -> None:
+        self._config.iceServers = rtc_ice_servers(await self.client.fresh_ice_servers())
 
     async def _trickle(self) -> None:
         local = self.pc.localDescription
@@ -309,15 +418,16 @@ class Call:
             elif kind not in offered:
                 self.pc.addTransceiver(kind, direction="recvonly")
 
-    # --- the two roles -----------------------------------------------------------------------
-
     async def place(self, *, answer_within: float) -> None:
         """Post an offer and wait until someone answers it (remote description set)."""
         self.caller = True
+        await self._use_fresh_ice_servers()
+        self._open_channel()  # before the offer, so it has an m=application section
         self._add_media(answering=False)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self._start_pump()
         self.offer_id = await self.client.offer(self.pc.localDescription.sdp)
+        self.negotiator.label = f"call {self.offer_id}"
         await self._trickle()
         try:
             async with asyncio.timeout(answer_within):
@@ -329,16 +439,20 @@ class Call:
         if view.answer is None:
             raise NegotiationError(f"answer to offer {self.offer_id} has no description")
         log.info("call %s: answered by %s", self.offer_id, self.remote_name)
-        await self._set_remote(view.answer)
-        await self._flush([])
+        await self.negotiator.set_remote(view.answer)
+        await self.negotiator.start_candidates([])
         await self.sink.start()
 
     async def answer(self, offer: OfferView) -> None:
         """Answer a waiting offer; apply the caller's candidates, trickle ours."""
         self.offer_id = offer.offer_id
+        self.negotiator.label = f"call {self.offer_id}"
         self.remote_name = offer.offerer_user_name
+        await self._use_fresh_ice_servers()
         self._start_pump()
-        await self._set_remote(offer.offer)
+        await self.negotiator.set_remote(offer.offer)
+        if "\nm=application " in offer.offer.sdp:  # no data channel in the seed's offers
+            self._open_channel()
         self._add_media(answering=True)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         local = self.pc.localDescription
@@ -346,7 +460,7 @@ class Call:
         self.answered_at = time.monotonic()
         log.info("call %s: answered %s", self.offer_id, self.remote_name)
         # relayed candidates were held until the claim succeeded
-        await self._flush([*offer.offer_ice_candidates, *buffered])
+        await self.negotiator.start_candidates([*offer.offer_ice_candidates, *buffered])
         await self.sink.start()
         await self._trickle()
 
@@ -392,41 +506,42 @@ class Call:
         """End the call from our side (Ctrl-C); :meth:`run` returns."""
         self._end(Outcome(EndReason.LOCAL_HANGUP))
 
+    # --- what flows --------------------------------------------------------------------------
+
     def receiving(self) -> set[str]:
         """The kinds the remote side negotiated to send us."""
-        return {
-            t.kind
-            for t in self.pc.getTransceivers()
-            if t.currentDirection in ("sendrecv", "recvonly")
-        }
+        return receiving(self.pc)
 
     def sending(self) -> set[str]:
         """The kinds we send."""
-        return {
-            t.kind
-            for t in self.pc.getTransceivers()
-            if t.currentDirection in ("sendrecv", "sendonly")
-        }
+        return sending(self.pc)
+
+    def media_flowing(self) -> bool:
+        """Bytes arrived from the other side in the last few seconds."""
+        return self._flow.flowing()
+
+    async def _inbound_bytes(self) -> int:
+        return (await self.snapshot()).bytes_in
 
     async def snapshot(self) -> Snapshot:
-        rtt: float | None = None
-        bytes_in = bytes_out = 0
-        transports: set[str] = set()
-        for stats in (await self.pc.getStats()).values():
-            if stats.type == "remote-inbound-rtp" and stats.roundTripTime is not None:
-                rtt = max(rtt or 0.0, stats.roundTripTime * 1000)
-            elif stats.type == "transport" and stats.id not in transports:
-                transports.add(stats.id)
-                bytes_in += stats.bytesReceived
-                bytes_out += stats.bytesSent
-        frames = {kind: self.sink.frames(kind) for kind in ("video", "audio")}
-        return Snapshot(time.monotonic(), self.state, rtt, bytes_in, bytes_out, frames)
+        return await snapshot(self.pc, self.sink, self.state)
+
+    # --- ending ------------------------------------------------------------------------------
 
     async def hangup(self) -> None:
-        """Tell the server we hang up (best effort), and end the call."""
+        """End the call and tell the other side: over the data channel, and the server (best
+        effort; not at all when the server no longer has the call)."""
         self._end(Outcome(EndReason.LOCAL_HANGUP))
-        if self.offer_id is not None:
-            with contextlib.suppress(PeerError):
+        present = self.peer_on_channel
+        channel = self.channel
+        if channel is not None and channel.send(Hangup()):
+            await channel.close(within=HANGUP_CHANNEL_WAIT)
+        if self.offer_id is None or not self.server_has_call:
+            return
+        if present and not self.client.online:
+            return  # told over the data channel; the server is away
+        with contextlib.suppress(PeerError, TimeoutError):
+            async with asyncio.timeout(HANGUP_SERVER_WAIT if present else None):
                 await self.client.hangup(self.offer_id)
 
     async def close(self) -> None:
@@ -435,10 +550,11 @@ class Call:
             return
         self._closed = True
         self._end(Outcome(EndReason.LOCAL_HANGUP))
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+        tasks = [t for t in (self._pump, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._flow.close()
         self.source.stop()
         await self.pc.close()
         await self.sink.close()  # a MediaPlayer stops by itself once its tracks are stopped

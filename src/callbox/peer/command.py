@@ -12,7 +12,9 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 
 from callbox.errors import CallboxError, PeerError
 from callbox.peer.call import Call, EndReason, Outcome, Snapshot
+from callbox.peer.channel import MAX_CHAT_CHARS, chat_length
 from callbox.peer.media import Sink, open_source
 from callbox.peer.signaling_client import SignalingClient
 
@@ -76,6 +79,19 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         type=_seconds,
         metavar="S",
         help="hang up after S seconds of call (default: until the other side hangs up)",
+    )
+    parser.add_argument(
+        "--say",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="send TEXT as a chat line once the call's data channel is open (repeatable); "
+        "chat lines from the other side are printed as 'NAME: text'",
+    )
+    parser.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="send media only through the server's TURN relays (to test them)",
     )
     parser.add_argument(
         "--connect-timeout",
@@ -151,6 +167,9 @@ def _check(args: argparse.Namespace) -> None:
     device = send.startswith(("/dev/", "alsa:")) or "://" in send
     if send not in ("testsrc", "none") and not device and not Path(send).is_file():
         raise UsageError(f"--send {send}: no such file (or use testsrc, none, a device)")
+    for text in args.say:
+        if not text or chat_length(text) > MAX_CHAT_CHARS:
+            raise UsageError(f"--say: a chat line has 1 to {MAX_CHAT_CHARS} characters")
     if args.record is not None and not args.record.parent.is_dir():
         raise UsageError(f"--record {args.record}: directory {args.record.parent} does not exist")
 
@@ -163,6 +182,15 @@ def _rate(now: Snapshot, before: Snapshot | None, attr: str) -> str:
         return "-"
     bits = (getattr(now, attr) - getattr(before, attr)) * 8 / (now.at - before.at)
     return f"{bits / 1e6:.2f} Mbit/s" if bits >= 1e6 else f"{bits / 1e3:.0f} kbit/s"
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` as it may go to a terminal: control characters (escape sequences, new lines)
+    and bidirectional overrides shown as escapes, never interpreted."""
+    return _UNSAFE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def status_line(now: Snapshot, before: Snapshot | None) -> str:
@@ -205,9 +233,18 @@ class Session:
                 SignalingClient(
                     args.url, name=args.name, password=args.password, room=args.room, ca=ca
                 ) as client,
-                Call(client, source, Sink(record=args.record), notice=self.notice) as call,
+                Call(
+                    client,
+                    source,
+                    Sink(record=args.record),
+                    notice=self.notice,
+                    on_chat=self.chat,
+                    relay_only=args.relay_only,
+                ) as call,
             ):
                 self.call = call
+                for text in args.say:
+                    call.say(text)
                 if self.caller:
                     await call.place(answer_within=args.wait)
                 else:
@@ -227,6 +264,14 @@ class Session:
         """One line on stderr for something the user should know mid-call."""
         self.err.write(f"\r\x1b[K{text}\n" if self.err.isatty() else f"callbox: {text}\n")
         self.err.flush()
+
+    def chat(self, name: str, text: str) -> None:
+        """A chat line from the other side, on stdout, as text."""
+        if self.err.isatty():
+            self.err.write("\r\x1b[K")  # the status line is redrawn within a second
+            self.err.flush()
+        self.out.write(f"{printable(name)}: {printable(text)}\n")
+        self.out.flush()
 
     def _start_status(self) -> None:
         if self.err.isatty() and self.call is not None:
@@ -274,6 +319,10 @@ class Session:
             f"  frames received: video={call.sink.frames('video')}"
             f" audio={call.sink.frames('audio')}{size}"
         )
+        videos = [t for t in call.sink.tracks if t.kind == "video"]
+        if len(videos) > 1:  # a renegotiation added one (a screen share)
+            each = ", ".join(f"{t.width}x{t.height} ({t.frames} frames)" for t in videos)
+            lines.append(f"  video tracks received: {each}")
         if self.args.record is not None:
             lines.append(f"  recorded to {self.args.record}")
         return lines
@@ -317,7 +366,16 @@ async def _main(session: Session) -> tuple[int, str | None]:
     return session.exit_code()
 
 
+def _quiet_media_warnings(verbosity: int) -> None:
+    """aiortc warns about every video frame it fails to decode (packet loss on a busy link,
+    a keyframe still to come): not something a user can act on, and not an error of the call.
+    Shown with -v."""
+    if verbosity == 0:
+        logging.getLogger("aiortc.rtcrtpreceiver").setLevel(logging.ERROR)
+
+
 def _run(args: argparse.Namespace, caller: bool) -> int:
+    _quiet_media_warnings(getattr(args, "verbose", 0))
     session = Session(args, caller)
     try:
         _check(args)

@@ -165,6 +165,8 @@ class CountingTrack(MediaStreamTrack):
         self.frames = 0
         self.width = 0
         self.height = 0
+        self.sizes: list[tuple[int, int]] = []
+        """Every video size seen, in order (a screen share may change it)."""
         self.first_frame_at: float | None = None
 
     async def recv(self) -> av.VideoFrame | av.AudioFrame:
@@ -174,6 +176,8 @@ class CountingTrack(MediaStreamTrack):
         self.frames += 1
         if isinstance(frame, av.VideoFrame):
             self.width, self.height = frame.width, frame.height
+            if not self.sizes or self.sizes[-1] != (self.width, self.height):
+                self.sizes.append((self.width, self.height))
         self._on_frame.set()
         if not isinstance(frame, av.VideoFrame | av.AudioFrame):
             raise MediaStreamError(f"unexpected {type(frame).__name__} on a {self.kind} track")
@@ -188,26 +192,30 @@ class Sink:
     tracks: list[CountingTrack] = field(default_factory=list)
     frame_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _recorder: MediaRecorder | None = None
+    _recorded: list[CountingTrack] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _started: bool = False
     _closed: bool = False
 
     def add(self, track: MediaStreamTrack) -> None:
-        """Attach a remote track (call before :meth:`start`, from the ``track`` event)."""
+        """Attach a remote track (from the ``track`` event). Tracks added after
+        :meth:`start` (a renegotiation) are counted but not recorded: the recording's
+        streams are fixed once it started."""
         counted = CountingTrack(track, self.frame_arrived)
         self.tracks.append(counted)
-        if self.record is not None:
+        if self.record is not None and not self._started:
             if self._recorder is None:
                 try:
                     self._recorder = MediaRecorder(str(self.record))
                 except (OSError, ValueError, av.FFmpegError) as exc:
                     raise PeerError(f"cannot record to {self.record}: {exc}") from exc
             self._recorder.addTrack(counted)
+            self._recorded.append(counted)
         if self._started:
             self._drain(counted)
 
     def _drain(self, track: CountingTrack) -> None:
-        if self._recorder is not None:
+        if self._recorder is not None and track in self._recorded:
             return
         task = asyncio.get_running_loop().create_task(self._discard(track))
         self._tasks.add(task)

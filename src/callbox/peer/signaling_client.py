@@ -4,17 +4,25 @@ It wraps ``socketio.AsyncClient`` (untyped) so that nothing above it sees ``Any`
 
     async with SignalingClient(url, name="bot", ca=Path("ca.pem")) as client:
         offer = await client.wait_for_offer(from_user=None, within=30)
-        candidates = await client.answer(offer.offer_id, offer.offerer_user_name, sdp)
+        candidates = await client.answer(offer, answer_description)
         async for event in client.events(): ...
 
-Server events are parsed into typed values and queued in arrival order; the waiting offers of
-the room are kept up to date in :attr:`offers`. Every error ack, ``signalingError`` and refused
-connect raises or yields :class:`ServerRefused` with its code.
+Server events are parsed into typed values (:mod:`callbox.peer.events`) and queued in
+arrival order; the waiting offers of the room are kept up to date in :attr:`offers`. Every
+error ack, ``signalingError`` and refused connect raises or yields :class:`ServerRefused`
+with its code.
 
-A socket that drops is reconnected by socket.io with ``auth.resume`` (the token of the last
-``welcome``), so the server rebinds the session with its offer or call (docs/protocol.md,
-"Resume after a dropped socket"); messages sent meanwhile wait for the resume. The events say
-what happened: :class:`Reconnecting`, then :class:`Resumed` or :class:`SessionLost`.
+The client declares that it can resume (``auth.resume: true`` on a first connection). A
+socket that drops is reconnected by socket.io with ``auth.resume`` set to the token of the
+last ``welcome``, so the server rebinds the session with its offer or call (docs/protocol.md,
+"Resume after a dropped socket"); messages sent meanwhile wait for the resume. When the
+server refuses the resume (it restarted, or the grace period is over) or closes the socket
+itself ("io server disconnect", which socket.io does not recover from), the client connects
+again as a new session, with backoff, for as long as it is open. The events say what
+happened: :class:`Reconnecting`, then :class:`Resumed` or :class:`SessionLost`.
+
+The ICE servers of the session (:attr:`ice_servers`) are refreshed at half their TTL and by
+:meth:`fresh_ice_servers` before a new peer connection (PLAN decision 7).
 """
 
 from __future__ import annotations
@@ -22,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,135 +39,73 @@ import aiohttp
 import socketio
 
 from callbox.errors import PeerTimeout
-from callbox.peer.errors import ServerRefused, ServerUnreachable, SignalingLost, TlsUntrusted
+from callbox.peer.errors import ServerRefused, ServerUnreachable, SignalingLost
+from callbox.peer.events import (
+    CALL_EVENTS,
+    AnswerReceived,
+    CallEnded,
+    Disconnected,
+    Event,
+    OfferDeclined,
+    Reconnecting,
+    RemoteCandidate,
+    Renegotiate,
+    Resumed,
+    ServerError,
+    SessionLost,
+)
+from callbox.peer.ice import IceServerList
+from callbox.peer.offers import OfferBoard
+from callbox.peer.transport import (
+    RECONNECT_DELAY,
+    RECONNECT_DELAY_MAX,
+    backoff,
+    preflight,
+    say_goodbye,
+    ssl_context,
+)
 from callbox.peer.wire import (
+    JSON,
     OfferView,
     ProtocolViolation,
     Welcome,
     error_of,
-    parse_candidate,
     parse_candidates,
-    parse_description,
-    parse_offer_view,
-    parse_offer_views,
+    parse_ice_servers,
     parse_welcome,
 )
 from callbox.signaling.model import Candidate, Description
 
+__all__ = [
+    "AnswerReceived",
+    "CallEnded",
+    "Disconnected",
+    "Event",
+    "OfferDeclined",
+    "Reconnecting",
+    "RemoteCandidate",
+    "Renegotiate",
+    "Resumed",
+    "ServerError",
+    "SessionLost",
+    "SignalingClient",
+    "say_goodbye",
+    "ssl_context",
+]
+
 log = logging.getLogger(__name__)
 
-# socket.io reconnects after any other disconnect reason (engineio.Client.reason)
-_NO_RECONNECT = {"client disconnect", "server disconnect"}
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerReceived:
-    """``answerResponse``: our offer was answered."""
-
-    offer: OfferView
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteCandidate:
-    """``receivedIceCandidateFromServer``."""
-
-    candidate: Candidate
-
-
-@dataclass(frozen=True, slots=True)
-class CallEnded:
-    """``callEnded``: the other party hung up or disconnected."""
-
-    offer_id: str
-    reason: str
-    by: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ServerError:
-    """``signalingError`` (an error for an event sent without an ack)."""
-
-    error: ServerRefused
-
-
-@dataclass(frozen=True, slots=True)
-class Renegotiate:
-    """``renegotiate``: the caller's new offer (an ICE restart) or the answerer's answer."""
-
-    offer_id: str
-    description: Description
-    from_user: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    """The socket.io connection ended for good (no reconnection follows)."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnecting:
-    """The socket dropped; socket.io is reconnecting to resume the session."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Resumed:
-    """The socket is back and the server resumed the session (its offer or call kept)."""
-
-    offer_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionLost:
-    """The socket is back but as a new session: the server ended the old one (the resume
-    was refused, e.g. the grace period was over). Its offer or call is gone."""
-
-    reason: str
-
-
-Event = (
-    AnswerReceived
-    | RemoteCandidate
-    | Renegotiate
-    | CallEnded
-    | ServerError
-    | Disconnected
-    | Reconnecting
-    | Resumed
-    | SessionLost
-)
-
-
-def ssl_context(ca: Path | None) -> ssl.SSLContext:
-    """Verify the server against ``ca`` (a PEM bundle) if given, else the system store."""
-    if ca is None:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cafile=str(ca))
-    except (OSError, ssl.SSLError) as exc:
-        raise ServerUnreachable(f"cannot load CA file {ca}: {exc}") from exc
-
-
-async def say_goodbye(sio: socketio.AsyncClient) -> None:
-    """Make a disconnect deliberate in the server's eyes.
-
-    python-socketio queues its DISCONNECT packet and closes the websocket at once, so the
-    packet is often lost: the server then sees a dropped socket and holds the session for a
-    resume (DESIGN's grace period) instead of ending it. Send it first and wait until it has
-    been written.
-    """
-    if sio.connected:
-        await sio._send_packet(sio.packet_class(socketio.packet.DISCONNECT, namespace="/"))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2):
-                await sio.eio.queue.join()
+# engineio.Client.reason values after which socket.io does not reconnect by itself
+_CLIENT_DISCONNECT = "client disconnect"
+_SERVER_DISCONNECT = "server disconnect"
 
 
 class SignalingClient:
-    """One socket.io connection to a callbox server, as one user in one room."""
+    """One socket.io connection to a callbox server, as one user in one room.
+
+    ``resume=False``: do not declare that this client can resume; the server then ends its
+    session as soon as its socket closes (a short-lived client, e.g. a connection check).
+    """
 
     def __init__(
         self,
@@ -174,6 +118,7 @@ class SignalingClient:
         connect_timeout: float = 10.0,
         ack_timeout: float = 10.0,
         resume_wait: float = 30.0,
+        resume: bool = True,
     ) -> None:
         self.url = url.rstrip("/")
         self._auth: dict[str, str] = {}
@@ -190,12 +135,13 @@ class SignalingClient:
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._welcome: asyncio.Future[Welcome] | None = None
         self._connect_error: ServerRefused | None = None
-        self._offers: dict[str, OfferView] = {}
-        self._offers_changed = asyncio.Event()
+        self._board = OfferBoard()
         self._emit_lock = asyncio.Lock()
         self._closed = False
         self._online = asyncio.Event()
         self._away = False
+        #: SessionLost was queued for the current time away (said once per drop)
+        self._lost_told = False
         self._resume: str | None = None
         #: sequence number of the last event addressed to this session (auth.lastSeq)
         self._last_seq = 0
@@ -204,6 +150,13 @@ class SignalingClient:
         self._resumes = 0
         self._sessions = 0
         self._resume_tried: str | None = None
+        self._reconnect: asyncio.Task[None] | None = None
+        #: resume a dropped socket's session when the server gives a token
+        self._resumes_wanted = resume
+        #: declare ``auth.resume: true`` (False: not wanted, or a server older than it, which
+        #: gives every client a token)
+        self._declare = resume
+        self._ice = IceServerList(self._fetch_ice_servers, label=self.url)
         self.welcome: Welcome | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -229,30 +182,8 @@ class SignalingClient:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await self._preflight()
-                # handle_sigint=False: socketio's own SIGINT handler would cancel every task
-                # of the loop and stop it; Ctrl-C belongs to the application (command.py).
-                self._sio = socketio.AsyncClient(
-                    # reconnects after a dropped socket, with auth.resume (see _auth)
-                    reconnection=True,
-                    reconnection_delay=0.5,
-                    reconnection_delay_max=5,
-                    http_session=self._http,
-                    handle_sigint=False,
-                    logger=False,
-                    engineio_logger=False,
-                )
-                self._register()
-                try:
-                    await self._sio.connect(
-                        self.url,
-                        auth=self._auth_for_attempt,
-                        transports=["websocket"],
-                        wait_timeout=self._connect_timeout,
-                    )
-                except socketio.exceptions.ConnectionError as exc:
-                    if self._connect_error is not None:
-                        raise self._connect_error from None
-                    raise ServerUnreachable(f"cannot connect to {self.url}: {exc}") from None
+                self._sio = self._new_socket()
+                await self._first_connect()
                 self.welcome = await self._welcome
         except TimeoutError:
             await self.close()
@@ -262,32 +193,73 @@ class SignalingClient:
         except BaseException:
             await self.close()
             raise
+        self._ice.start()
         log.info(
             "connected to %s as %s in room %s", self.url, self.welcome.user_name, self.welcome.room
         )
         return self.welcome
 
+    def _new_socket(self) -> Any:
+        sio = socketio.AsyncClient(
+            # reconnects after a dropped socket, with auth.resume (see _auth_for_attempt)
+            reconnection=True,
+            reconnection_delay=RECONNECT_DELAY,
+            reconnection_delay_max=RECONNECT_DELAY_MAX,
+            http_session=self._http,
+            # socketio's own SIGINT handler would cancel every task of the loop and stop
+            # it; Ctrl-C belongs to the application (command.py).
+            handle_sigint=False,
+            logger=False,
+            engineio_logger=False,
+        )
+        self._register(sio)
+        return sio
+
+    async def _first_connect(self) -> None:
+        while True:
+            try:
+                await self._connect_socket()
+                return
+            except socketio.exceptions.ConnectionError as exc:
+                refused = self._connect_error
+                if refused is not None and self._declare and "resume" in refused.message:
+                    # a server older than `auth.resume: true` (it takes only a token): it
+                    # numbers events for every client anyway; connect without declaring
+                    log.info(
+                        "%s: the server does not take resume: true; not declaring it", self.url
+                    )
+                    self._declare = False
+                    self._connect_error = None
+                    await self._sio.shutdown()
+                    self._sio = self._new_socket()  # a fresh one: the refused one is spent
+                    continue
+                if refused is not None:
+                    raise refused from None
+                raise ServerUnreachable(f"cannot connect to {self.url}: {exc}") from None
+
+    async def _connect_socket(self) -> None:
+        await self._sio.connect(
+            self.url,
+            auth=self._auth_for_attempt,
+            transports=["websocket"],
+            wait_timeout=self._connect_timeout,
+        )
+
     async def _preflight(self) -> None:
-        """GET /healthz with our SSL context: gives a clear TLS or reachability error."""
         assert self._http is not None
-        try:
-            async with self._http.get(f"{self.url}/healthz") as response:
-                await response.read()
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise TlsUntrusted(
-                f"TLS certificate of {self.url} is not trusted"
-                f"{' by ' + str(self._ca) if self._ca else ''}: {exc.certificate_error}"
-            ) from None
-        except aiohttp.ClientSSLError as exc:
-            raise TlsUntrusted(f"TLS handshake with {self.url} failed: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise ServerUnreachable(f"cannot reach {self.url}: {exc}") from None
+        await preflight(self._http, self.url, self._ca)
 
     async def close(self) -> None:
         """Disconnect and release the HTTP session. Safe to call more than once."""
         if self._closed:
             return
         self._closed = True
+        await self._ice.close()
+        reconnect, self._reconnect = self._reconnect, None
+        if reconnect is not None:
+            reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconnect
         sio, self._sio = self._sio, None
         if sio is not None:
             try:
@@ -302,8 +274,9 @@ class SignalingClient:
             self._welcome.cancel()
 
     def _auth_for_attempt(self) -> dict[str, object]:
-        """``auth`` of each connection attempt: with the latest resume token, if any, and the
-        sequence number of the last event received (the server sends the rest again)."""
+        """``auth`` of each connection attempt: with the latest resume token and the sequence
+        number of the last event received (the server sends the rest again); without a token,
+        ``resume: true`` declares that this client can resume."""
         auth: dict[str, object] = dict(self._auth)
         self._resume_tried = self._resume
         # the first connection declares that this client can resume (docs/protocol.md)
@@ -312,27 +285,74 @@ class SignalingClient:
             auth["resume"] = self._resume
             if self._last_seq > 0:
                 auth["lastSeq"] = self._last_seq
+        elif not self._declare:
+            del auth["resume"]  # a server older than `resume: true` (see _first_connect)
         return auth
+
+    @property
+    def online(self) -> bool:
+        """Connected now, with our session (not away, not reconnecting)."""
+        return self._sio is not None and not self._away and self._online.is_set()
+
+    @property
+    def resumable(self) -> bool:
+        """The server gave us a resume token: a dropped socket can take the session back."""
+        return self._resume is not None
+
+    # --- ICE servers -------------------------------------------------------------------------
+
+    @property
+    def ice_servers(self) -> tuple[JSON, ...]:
+        """The session's current RTCIceServer list (credentials included)."""
+        return self._ice.servers
+
+    @property
+    def ice_servers_ttl(self) -> float | None:
+        """Seconds the credentials of :attr:`ice_servers` stay valid, from when they came."""
+        return self._ice.ttl
+
+    @property
+    def ice_refreshes(self) -> int:
+        """How many times the ICE servers were asked for again (``iceServers``)."""
+        return self._ice.refreshes
+
+    async def fresh_ice_servers(self) -> tuple[JSON, ...]:
+        """The list for a new peer connection: asked for again when credentials expire."""
+        return await self._ice.fresh()
+
+    async def refresh_ice_servers(self) -> tuple[JSON, ...]:
+        """Ask the server for fresh ICE servers now (``iceServers``)."""
+        return await self._ice.refresh()
+
+    async def _fetch_ice_servers(self) -> tuple[tuple[JSON, ...], float | None]:
+        ack = await self._call("iceServers", {})
+        return parse_ice_servers(ack)
 
     # --- incoming ----------------------------------------------------------------------------
 
-    def _register(self) -> None:
-        sio = self._sio
+    def _register(self, sio: Any) -> None:
         sio.on("connect_error", self._on_connect_error)
         sio.on("disconnect", self._on_disconnect)
         sio.on("__disconnect_final", self._on_disconnect_final)
-        sio.on("welcome", self._guard("welcome", self._on_welcome))
-        sio.on("availableOffers", self._guard("availableOffers", self._on_available))
-        sio.on("newOfferAwaiting", self._guard("newOfferAwaiting", self._on_new_offers))
-        sio.on("offerRemoved", self._guard("offerRemoved", self._on_offer_removed))
-        sio.on("answerResponse", self._guard("answerResponse", self._on_answer))
-        sio.on(
-            "receivedIceCandidateFromServer",
-            self._guard("receivedIceCandidateFromServer", self._on_candidate),
-        )
-        sio.on("renegotiate", self._guard("renegotiate", self._on_renegotiate))
-        sio.on("callEnded", self._guard("callEnded", self._on_call_ended))
-        sio.on("signalingError", self._guard("signalingError", self._on_signaling_error))
+        handlers: dict[str, Callable[[object], None]] = {
+            "welcome": self._on_welcome,
+            "availableOffers": self._board.on_available,
+            "newOfferAwaiting": self._board.on_new,
+            "offerRemoved": self._board.on_removed,
+        }
+        for event, parse in CALL_EVENTS.items():
+            handlers[event] = self._queued(parse)
+        for event, handler in handlers.items():
+            sio.on(event, self._guard(event, handler))
+
+    def _queued(self, parse: Callable[[object], Event]) -> Callable[[object], None]:
+        def put(data: object) -> None:
+            event = parse(data)
+            if isinstance(event, ServerError):
+                log.warning("%s: %s", self.url, event.error)
+            self._queue.put_nowait(event)
+
+        return put
 
     def _guard(self, event: str, handler: Callable[[object], None]) -> Callable[..., None]:
         def run(data: object = None, *rest: object) -> None:
@@ -351,29 +371,71 @@ class SignalingClient:
     def _on_connect_error(self, data: object = None) -> None:
         message = data.get("message") if isinstance(data, dict) else data
         text = str(message or "connection refused")
-        code = "unauthorized" if text == "unauthorized" else "refused"
+        detail = data.get("data") if isinstance(data, dict) else None
+        code = detail.get("code") if isinstance(detail, dict) else None
+        code = (
+            code
+            if isinstance(code, str)
+            else "unauthorized"
+            if text == "unauthorized"
+            else "refused"
+        )
         self._connect_error = ServerRefused(code, text, "connect")
         if code == "unauthorized" and self._away and self._resume_tried is not None:
-            # the server would not resume: the next attempt starts a new session
-            log.warning("%s: resume refused; reconnecting as a new session", self.url)
+            # the server would not resume (it restarted, or the grace period is over): the
+            # next attempt starts a new session
+            log.warning("%s: resume refused; connecting as a new session", self.url)
             self._resume = None
             self._resume_tried = None
-            self._queue.put_nowait(SessionLost("the server did not resume the session"))
+            self._session_lost("the server did not resume the session")
+
+    def _session_lost(self, reason: str) -> None:
+        if not self._lost_told:
+            self._lost_told = True
+            self._queue.put_nowait(SessionLost(reason))
 
     def _on_disconnect(self, reason: object = None) -> None:
         self._online.clear()
-        if self._closed or str(reason) in _NO_RECONNECT:
+        why = str(reason)
+        if self._closed or why == _CLIENT_DISCONNECT:
             return
-        log.warning("%s: socket dropped (%s); reconnecting to resume", self.url, reason)
         self._away = True
-        self._queue.put_nowait(Reconnecting(str(reason)))
+        self._lost_told = False
+        if why == _SERVER_DISCONNECT:
+            # socket.io gives up after "io server disconnect": the server ended our session on
+            # purpose (it is stopping, say). Connect again ourselves, as a new session.
+            log.warning("%s: the server closed the connection; connecting again", self.url)
+            self._resume = None
+            self._session_lost("the server closed the connection")
+            if self._reconnect is None:
+                self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
+        else:
+            log.warning("%s: socket dropped (%s); reconnecting to resume", self.url, why)
+        self._queue.put_nowait(Reconnecting(why))
+
+    async def _reconnect_loop(self) -> None:
+        attempt = 0
+        try:
+            while not self._closed and self._sio is not None:
+                attempt += 1
+                await asyncio.sleep(backoff(attempt))
+                if self._sio.connected:
+                    return
+                try:
+                    await self._connect_socket()
+                    return
+                except (socketio.exceptions.ConnectionError, ValueError) as exc:
+                    log.info("%s: reconnection attempt %d failed: %s", self.url, attempt, exc)
+        finally:
+            self._reconnect = None
 
     def _on_disconnect_final(self) -> None:
         self._online.clear()
+        if self._closed or self._reconnect is not None:
+            return  # closing, or our own reconnection follows
         self._away = False
-        if not self._closed:
-            log.info("%s: disconnected", self.url)
-            self._queue.put_nowait(Disconnected("connection closed"))
+        log.info("%s: disconnected", self.url)
+        self._queue.put_nowait(Disconnected("connection closed"))
 
     def _on_welcome(self, data: object) -> None:
         welcome = parse_welcome(data)
@@ -383,9 +445,12 @@ class SignalingClient:
             self._last_seq = 0  # a new session numbers its events from 1 again, both ways
             self._send_seq = 0
             self._sessions += 1
-        self._resume = welcome.resume
+        # no token (a server that does not resume this client, or we did not ask): a socket
+        # that drops comes back as a new session
+        self._resume = welcome.resume if self._resumes_wanted else None
         self._resume_tried = None
         self.welcome = welcome
+        self._ice.update(welcome.ice_servers, welcome.ice_servers_ttl)
         if self._welcome is not None and not self._welcome.done():
             self._welcome.set_result(welcome)
         if self._away:
@@ -394,65 +459,9 @@ class SignalingClient:
                 log.info("%s: session resumed (offer %s)", self.url, welcome.offer_id)
                 self._queue.put_nowait(Resumed(welcome.offer_id))
             else:
-                self._queue.put_nowait(SessionLost("the server started a new session"))
+                log.info("%s: connected again as a new session", self.url)
+                self._session_lost("the server started a new session")
         self._online.set()
-
-    def _set_offers(self, update: Callable[[dict[str, OfferView]], None]) -> None:
-        update(self._offers)
-        self._offers_changed.set()
-
-    @staticmethod
-    def _drop(offers: dict[str, OfferView], offer_id: str) -> None:
-        offers.pop(offer_id, None)
-
-    def _on_available(self, data: object) -> None:
-        views = parse_offer_views(data)
-        self._set_offers(lambda offers: offers.update({v.offer_id: v for v in views}))
-
-    def _on_new_offers(self, data: object) -> None:
-        views = parse_offer_views(data if isinstance(data, list) else [data])
-        self._set_offers(lambda offers: offers.update({v.offer_id: v for v in views}))
-
-    def _on_offer_removed(self, data: object) -> None:
-        offer_id = data.get("offerId") if isinstance(data, dict) else None
-        if isinstance(offer_id, str):
-            self._set_offers(lambda offers: self._drop(offers, offer_id))
-
-    def _on_answer(self, data: object) -> None:
-        self._queue.put_nowait(AnswerReceived(parse_offer_view(data)))
-
-    def _on_candidate(self, data: object) -> None:
-        self._queue.put_nowait(RemoteCandidate(parse_candidate(data)))
-
-    def _on_renegotiate(self, data: object) -> None:
-        d = data if isinstance(data, dict) else {}
-        sender = d.get("from")
-        self._queue.put_nowait(
-            Renegotiate(
-                str(d.get("offerId", "")),
-                parse_description(d.get("description"), "renegotiate"),
-                sender if isinstance(sender, str) else None,
-            )
-        )
-
-    def _on_call_ended(self, data: object) -> None:
-        d = data if isinstance(data, dict) else {}
-        by = d.get("by")
-        self._queue.put_nowait(
-            CallEnded(
-                str(d.get("offerId", "")),
-                str(d.get("reason", "hangup")),
-                by if isinstance(by, str) else None,
-            )
-        )
-
-    def _on_signaling_error(self, data: object) -> None:
-        d = data if isinstance(data, dict) else {}
-        refused = ServerRefused(
-            str(d.get("code", "unknown")), str(d.get("message", "")), str(d.get("event", ""))
-        )
-        log.warning("%s: %s", self.url, refused)
-        self._queue.put_nowait(ServerError(refused))
 
     async def next_event(self) -> Event:
         """The next call event, in arrival order."""
@@ -465,29 +474,11 @@ class SignalingClient:
     @property
     def offers(self) -> list[OfferView]:
         """The offers currently waiting in the room (not our own), oldest first."""
-        return list(self._offers.values())
+        return self._board.offers
 
     async def wait_for_offer(self, *, from_user: str | None, within: float) -> OfferView:
         """The first waiting offer (from ``from_user`` if given), already listed or arriving."""
-
-        def match() -> OfferView | None:
-            for view in self._offers.values():
-                if view.answerer_user_name is None and (
-                    from_user is None or view.offerer_user_name == from_user
-                ):
-                    return view
-            return None
-
-        try:
-            async with asyncio.timeout(within):
-                while (found := match()) is None:
-                    # cleared right after checking, with no await in between: no lost update
-                    self._offers_changed.clear()
-                    await self._offers_changed.wait()
-                return found
-        except TimeoutError:
-            who = f" from {from_user}" if from_user else ""
-            raise PeerTimeout(f"no offer{who} within {within:g} s") from None
+        return await self._board.wait_for(from_user=from_user, within=within)
 
     # --- outgoing ----------------------------------------------------------------------------
 
@@ -567,11 +558,16 @@ class SignalingClient:
         return parse_candidates(ack)
 
     async def renegotiate(self, description: Description, offer_id: str | None) -> None:
-        """Send a new offer (caller) or the answer to one (answerer) during a call."""
+        """Send a renegotiation description during a call (an offer, or our answer to the
+        other party's offer)."""
         payload: dict[str, object] = {"description": description.to_wire()}
         if offer_id is not None:
             payload["offerId"] = offer_id
         await self._call("renegotiate", payload)
+
+    async def decline(self, offer_id: str) -> None:
+        """Tell ``offer_id``'s caller that we will not answer it (it stays waiting)."""
+        await self._call("decline", {"offerId": offer_id})
 
     async def hangup(self, offer_id: str | None) -> None:
         payload: dict[str, object] = {} if offer_id is None else {"offerId": offer_id}

@@ -104,21 +104,39 @@ class Welcome:
     """True when the server rebound a session whose socket had dropped (protocol.md)."""
     offer_id: str | None = None
     """On a resume: the offer or call the server kept (None: none)."""
+    ice_servers_ttl: float | None = None
+    """Seconds the minted credentials in ``ice_servers`` stay valid (None: nothing expires)."""
+
+
+def _servers(data: object, what: str) -> tuple[JSON, ...]:
+    if not isinstance(data, list):
+        raise ProtocolViolation(f"{what}: iceServers must be an array")
+    return tuple(_dict(s, "iceServer") for s in data)
+
+
+def _ttl(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 def parse_welcome(data: object) -> Welcome:
     d = _dict(data, "welcome")
-    servers = d.get("iceServers", [])
-    if not isinstance(servers, list):
-        raise ProtocolViolation("welcome: iceServers must be an array")
     return Welcome(
         user_name=_str(d, "userName", "welcome"),
         room=_str(d, "room", "welcome"),
-        ice_servers=tuple(_dict(s, "iceServer") for s in servers),
+        ice_servers=_servers(d.get("iceServers", []), "welcome"),
         resume=_opt_str(d, "resume"),
         resumed=d.get("resumed") is True,
         offer_id=_opt_str(d, "offerId"),
+        ice_servers_ttl=_ttl(d.get("iceServersTtl")),
     )
+
+
+def parse_ice_servers(ack: object) -> tuple[tuple[JSON, ...], float | None]:
+    """The ``iceServers`` ack: ``{iceServers: [...], ttl: number | null}``."""
+    d = _dict(ack, "iceServers ack")
+    return _servers(d.get("iceServers"), "iceServers ack"), _ttl(d.get("ttl"))
 
 
 def error_of(ack: object) -> tuple[str, str] | None:

@@ -1,29 +1,30 @@
-"""The app factory: static web client, /config, /healthz, /metrics, /ca.pem and Socket.IO."""
+"""The app factory: one node's Socket.IO server, signaling core, HTTP pages and background
+tasks, built from its settings; nothing is global."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from importlib.resources import files
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from callbox import __version__
 from callbox.config import ServerSettings
+from callbox.server import codec
+from callbox.server.codec import JsonPacket
 from callbox.server.events import SignalingEvents
+from callbox.server.http import Pages, same_origin, security_headers
 from callbox.server.lifecycle import Hub, Lifecycle
-from callbox.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from callbox.server.metrics import Metrics
 from callbox.server.routing import LocalSessions, Router
 from callbox.server.sio import Budget, CallboxSocketServer
 from callbox.server.stun import stun_service
-from callbox.signaling import Limits, MemoryStore, SignalingError, Store, Switchboard
+from callbox.signaling import Limits, MemoryStore, Store, Switchboard
 from callbox.signaling.mailbox import Mailbox, MailboxLimits, MemoryMailbox
 
 if TYPE_CHECKING:
@@ -49,84 +50,6 @@ def sweep_interval(offer_ttl: float) -> float:
     return min(10.0, max(0.05, offer_ttl / 4))
 
 
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
-    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": _CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
-    "X-Frame-Options": "DENY",
-}
-
-
-def web_root() -> Path:
-    """Where the browser client's files are (package data)."""
-    return Path(str(files("callbox") / "web"))
-
-
-def _secure(response: web.StreamResponse) -> None:
-    for name, value in _SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-
-
-@web.middleware
-async def _security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every HTTP answer carries them, errors (404, 405, ...) included."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as e:
-        _secure(e)
-        raise
-    if not request.path.startswith("/socket.io") or not response.prepared:
-        _secure(response)
-    return response
-
-
-def same_origin(
-    settings: ServerSettings,
-    on_refused: Callable[[str], None] | None = None,
-    trusts: Callable[[dict[str, Any]], bool] = lambda environ: False,
-) -> Callable[[str, dict[str, Any]], bool]:
-    """Socket.IO accepts a browser only from the page's own origin, or one of
-    ``--allowed-origin``. (Clients that send no Origin header, i.e. not browsers, pass.)
-
-    engine.io's built-in check assumes ``http`` under aiohttp even when we serve TLS, which
-    would refuse every HTTPS page; this compares with the scheme we really serve (behind a
-    trusted proxy, the one its X-Forwarded-Proto says).
-    """
-    extra = frozenset(settings.allowed_origins)
-
-    def allowed(origin: str | None, environ: dict[str, Any]) -> bool:
-        if origin is None:  # engine.io asks for every response; no Origin: not a browser's CORS
-            return True
-        host = environ.get("HTTP_HOST", "")
-        scheme = settings.scheme
-        if settings.http and trusts(environ):
-            scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
-        if (bool(host) and origin == f"{scheme}://{host}") or origin.lower() in extra:
-            return True
-        # engine.io asks again for the same request when it builds the refusal: count once
-        if on_refused is not None and not environ.get("callbox.origin_refused"):
-            environ["callbox.origin_refused"] = True
-            on_refused(origin)
-        return False
-
-    return allowed
-
-
-def _bearer_matches(header: str | None, secret: str) -> bool:
-    scheme, _, credential = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        credential.strip().encode(), secret.encode()
-    )
-
-
 def create_app(
     settings: ServerSettings,
     store: Store | None = None,
@@ -140,7 +63,7 @@ def create_app(
     ``clock`` is the switchboard's (offer ages), injectable for tests; ``ca_path`` the local
     CA's certificate served at ``/ca.pem`` (None: the server does not use one). A ``store``
     and ``mailbox`` shared with other nodes make this node one of many."""
-    app = web.Application(middlewares=[_security_headers])
+    app = web.Application(middlewares=[security_headers])
     metrics = Metrics(debug=settings.debug_metrics)
     node_id = node or settings.node_id or secrets.token_hex(6)
     cluster: Cluster | None = None
@@ -158,140 +81,79 @@ def create_app(
     )
     switchboard = Switchboard(store, limits=limits, clock=clock)
     sessions = LocalSessions()
-    hub_ref: list[Hub] = []
-
-    def origin_refused(origin: str) -> None:
-        metrics.error("forbidden")
-        metrics.limit("origin")
-        log.warning("socket.io connection from origin %r refused", origin[:128])
-
-    class _GuardProxy:  # the engine.io guard is the lifecycle, made below
-        async def engine_connect(self, eio_sid: str, environ: dict[str, Any]) -> bool:
-            return await lifecycle.engine_connect(eio_sid, environ)
-
-        def engine_disconnect(self, eio_sid: str) -> None:
-            lifecycle.engine_disconnect(eio_sid)
-
-        def refused(self, eio_sid: str, kind: str, detail: str) -> None:
-            lifecycle.refused(eio_sid, kind, detail)
-
-    sio = CallboxSocketServer(
-        guard=_GuardProxy(),
-        budget=Budget(
-            socket_bytes=settings.max_queued_bytes, address_bytes=settings.max_queued_bytes_per_ip
-        ),
-        connect_deadline=settings.connect_timeout,
-        async_mode="aiohttp",
-        async_handlers=False,  # one client's events are handled in the order they arrive
-        cors_allowed_origins=same_origin(
-            settings, origin_refused, lambda environ: hub_ref[0].trusts(environ)
-        ),
-        max_http_buffer_size=engine_buffer_bytes(settings),
-        logger=False,
-        engineio_logger=False,
-    )
+    guard = _GuardProxy()
+    sio = _socket_server(settings, metrics, guard)
     sio.attach(app)
     router = Router(sio, mailbox, node_id, sessions)
     hub = Hub(settings, sio, switchboard, mailbox, router, sessions, metrics, node_id, shared)
-    hub_ref.append(hub)
-    lifecycle = Lifecycle(hub)
+    guard.lifecycle = lifecycle = Lifecycle(hub)
     if cluster is not None:
         cluster.attach(hub, lifecycle)
     SignalingEvents(hub)
     app[HUB_KEY] = hub
     app[LIFECYCLE_KEY] = lifecycle
     app[SETTINGS_KEY] = settings
+    _watch(metrics, sessions, store, mailbox)
+    Pages(hub, ca_path).add_to(app)
+    _background(app, hub, lifecycle, cluster)
+    return app
+
+
+class _GuardProxy:
+    """The engine.io guard (server/sio.py) is the lifecycle, made after the server."""
+
+    lifecycle: Lifecycle | None = None
+
+    async def engine_connect(self, eio_sid: str, environ: dict[str, Any]) -> bool:
+        return self.lifecycle is not None and await self.lifecycle.engine_connect(eio_sid, environ)
+
+    def engine_disconnect(self, eio_sid: str) -> None:
+        if self.lifecycle is not None:
+            self.lifecycle.engine_disconnect(eio_sid)
+
+    def refused(self, eio_sid: str, kind: str, detail: str) -> None:
+        if self.lifecycle is not None:
+            self.lifecycle.refused(eio_sid, kind, detail)
+
+    def trusts(self, environ: dict[str, Any]) -> bool:
+        return self.lifecycle is not None and self.lifecycle.hub.trusts(environ)
+
+
+def _socket_server(
+    settings: ServerSettings, metrics: Metrics, guard: _GuardProxy
+) -> CallboxSocketServer:
+    def origin_refused(origin: str) -> None:
+        metrics.error("forbidden")
+        metrics.limit("origin")
+        log.warning("socket.io connection from origin %r refused", origin[:128])
+
+    return CallboxSocketServer(
+        guard=guard,
+        budget=Budget(
+            socket_bytes=settings.max_queued_bytes, address_bytes=settings.max_queued_bytes_per_ip
+        ),
+        connect_deadline=settings.connect_timeout,
+        async_mode="aiohttp",
+        serializer=JsonPacket,
+        json=codec.json,
+        async_handlers=False,  # one client's events are handled in the order they arrive
+        cors_allowed_origins=same_origin(settings, origin_refused, guard.trusts),
+        max_http_buffer_size=engine_buffer_bytes(settings),
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def _watch(metrics: Metrics, sessions: LocalSessions, *parts: object) -> None:
+    """Gauges read at scrape: local sessions, and in-memory table sizes."""
     metrics.sessions.set_function(lambda: len(sessions))
     tables: list[Callable[[], dict[str, int]]] = []
-    for part in (store, mailbox):
+    for part in parts:
         counts = getattr(part, "counts", None)
         if callable(counts):
             tables.append(counts)
     if tables:
         metrics.watch_tables(lambda: {k: v for t in tables for k, v in t().items()})
-    _routes(app, hub, ca_path)
-    _background(app, hub, lifecycle, cluster)
-    return app
-
-
-def _routes(app: web.Application, hub: Hub, ca_path: Path | None) -> None:
-    settings = hub.settings
-    root = web_root()
-    vendor = root / "vendor"
-    ca_file = ca_path if ca_path is not None and ca_path.is_file() else None
-
-    async def index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
-
-    async def config(request: web.Request) -> web.Response:
-        user = hub.authenticator.bearer(request.headers.get("Authorization"))
-        ice, host = hub.ice, request.headers.get("Host")
-        offer = ice.anonymous(host) if user is None else ice.for_request(host)
-        return web.json_response(offer.to_wire(), headers={"Cache-Control": "no-store"})
-
-    async def ca_pem(request: web.Request) -> web.StreamResponse:
-        if ca_file is None:
-            raise web.HTTPNotFound(text="this server does not use a local CA")
-        return web.FileResponse(
-            ca_file,
-            headers={"Content-Type": "application/x-pem-file", "Cache-Control": "no-cache"},
-        )
-
-    async def phone(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(root / "phone.html", headers={"Cache-Control": "no-cache"})
-
-    started = time.monotonic()
-
-    async def healthz(request: web.Request) -> web.Response:
-        body: dict[str, object] = {
-            "status": "ok",
-            "version": __version__,
-            "node": hub.node,
-            "uptime": round(time.monotonic() - started, 1),
-            "store": "redis" if hub.shared else "memory",
-        }
-        status = 200
-        try:
-            async with asyncio.timeout(1.0):
-                await hub.switchboard.store.ping()
-            body["storeReachable"] = True
-        except (SignalingError, TimeoutError):
-            body["storeReachable"] = False
-            body["status"], body["reason"], status = "degraded", "signaling store unreachable", 503
-        if hub.stopping:
-            body["status"], body["reason"], status = "stopping", "the server is stopping", 503
-        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
-
-    async def metrics_view(request: web.Request) -> web.Response:
-        header = request.headers.get("Authorization")
-        token = settings.metrics_token
-        allowed = (token is not None and _bearer_matches(header, token)) or (
-            token is None and hub.authenticator.bearer(header) is not None
-        )
-        if not allowed:
-            raise web.HTTPUnauthorized(
-                text="/metrics needs Authorization: Bearer <metrics token, password or JWT>",
-                headers={"WWW-Authenticate": 'Bearer realm="callbox metrics"'},
-            )
-        with contextlib.suppress(Exception):
-            stats = await hub.switchboard.store.stats()
-            hub.metrics.waiting_offers.set(stats.waiting_offers)
-            hub.metrics.calls.set(stats.calls)
-        body = hub.metrics.render()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    app.router.add_get("/", index)
-    app.router.add_get("/config", config)
-    app.router.add_get("/ca.pem", ca_pem)
-    app.router.add_get("/phone", phone)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
-    app.router.add_static("/js/", root / "js")
-    app.router.add_static("/css/", root / "css")
-    if vendor.is_dir():
-        app.router.add_static("/vendor/", vendor)
-    else:
-        log.error("the socket.io browser client is missing (%s): reinstall callbox", vendor)
 
 
 def _background(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from callbox.config import ServerSettings
 from callbox.server.bus import RedisBus
@@ -16,6 +16,10 @@ from callbox.signaling.mailbox import MailboxLimits
 from callbox.signaling.redis import RedisMailbox, RedisStore
 
 log = logging.getLogger(__name__)
+
+POOL_SIZE = 64
+#: how long a command may wait for a free connection (a busy node, not an outage)
+POOL_WAIT = 20
 
 
 @dataclass
@@ -30,13 +34,17 @@ class Cluster:
     def connect(cls, settings: ServerSettings, node: str) -> Cluster:
         """Clients and scripts; nothing is sent to Redis until :meth:`start`."""
         url = settings.redis_url or ""
-        client = Redis.from_url(
+        # a bounded pool that callers wait on: a burst of connects must not open a Redis
+        # connection each
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
             socket_connect_timeout=2,
             socket_timeout=5,
             health_check_interval=10,
-            retry_on_timeout=True,
         )
+        client = Redis(connection_pool=pool)
         prefix = settings.redis_prefix
         limits = MailboxLimits(log_bytes=settings.max_log_bytes)
         mailbox = RedisMailbox(client, prefix, limits, grace=settings.resume_grace, node=node)

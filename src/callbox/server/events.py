@@ -122,7 +122,7 @@ class SignalingEvents:
                 result = outcome.ack
                 _follow_call(local, event, outcome)
                 for d in outcome.deliveries:
-                    hub.metrics.relayed.labels(event=d.event).inc()
+                    hub.metrics.delivered(d.event)
                 if timed:
                     hub.metrics.answer_latency.observe(time.perf_counter() - started)
             except SignalingError as e:

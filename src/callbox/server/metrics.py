@@ -35,6 +35,8 @@ def _task_count(ping_timers: bool) -> int:
 
 class Metrics:
     def __init__(self, *, debug: bool = False) -> None:
+        self._event_children: dict[str, Counter] = {}
+        self._delivered_children: dict[str, Counter] = {}
         registry = self.registry = CollectorRegistry()
         # process_resident_memory_bytes & co., read at scrape (Linux /proc)
         ProcessCollector(registry=registry)
@@ -113,7 +115,16 @@ class Metrics:
         )
 
     def event(self, name: str) -> None:
-        self.events.labels(event=name).inc()
+        child = self._event_children.get(name)
+        if child is None:  # labels() costs a lock and a lookup: once per event name
+            child = self._event_children[name] = self.events.labels(event=name)
+        child.inc()
+
+    def delivered(self, name: str) -> None:
+        child = self._delivered_children.get(name)
+        if child is None:
+            child = self._delivered_children[name] = self.relayed.labels(event=name)
+        child.inc()
 
     def error(self, code: str) -> None:
         self.errors.labels(code=str(code)).inc()

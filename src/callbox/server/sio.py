@@ -39,7 +39,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from callbox.server.routing import weigh
+from callbox.server.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,6 @@ class Budget:
 
     socket_bytes: int = 4 * 1024 * 1024
     address_bytes: int = 8 * 1024 * 1024
-    #: below this a socket's queue is not looked at (the common case: nothing queued)
-    check_above: int = 256 * 1024
 
 
 class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
@@ -88,6 +86,8 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.websocket_requests: dict[str, Any] = {}
+        #: called with a socket's sid when its websocket (an upgrade) arrives
+        self.upgraded: Callable[[str], None] = lambda sid: None
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         request = args[0] if args else None
@@ -96,6 +96,7 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
             sid = urllib.parse.parse_qs(query).get("sid", [""])[0]
             if sid in self.sockets:
                 self.websocket_requests[sid] = request
+                self.upgraded(sid)
         return await super().handle_request(*args, **kwargs)
 
 
@@ -110,6 +111,7 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         super().__init__(client_manager=CallboxManager(), **kwargs)
+        self.eio.upgraded = self._forget_pipe
         self.guard = guard
         self.budget = budget
         self.connect_deadline = connect_deadline
@@ -118,10 +120,18 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self._connects: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._address_of: dict[str, str] = {}
-        self._sockets_of: dict[str, set[str]] = {}
+        self._pipes: dict[str, _Pipe] = {}
+        self.ledger = Ledger(
+            budget.socket_bytes,
+            budget.address_bytes,
+            lambda eio_sid: self.queued_bytes(eio_sid, kernel=True),
+        )
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return _EngineServer
+
+    def _forget_pipe(self, eio_sid: str) -> None:
+        self._pipes.pop(eio_sid, None)
 
     # --- engine.io connections -------------------------------------------------------
 
@@ -142,6 +152,7 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             if handle is not None:
                 handle.cancel()
             self._connects.pop(eio_sid, None)
+            self._pipes.pop(eio_sid, None)
             self.eio.websocket_requests.pop(eio_sid, None)
             self.forget_address(eio_sid)
             self.guard.engine_disconnect(eio_sid)
@@ -161,18 +172,14 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def remember_address(self, eio_sid: str, address: str) -> None:
         """Which address a socket belongs to (for the per-address send budget)."""
         self._address_of[eio_sid] = address
-        self._sockets_of.setdefault(address, set()).add(eio_sid)
+        self.ledger.add(eio_sid, address)
 
     def address_of(self, eio_sid: str) -> str | None:
         return self._address_of.get(eio_sid)
 
     def forget_address(self, eio_sid: str) -> None:
-        address = self._address_of.pop(eio_sid, None)
-        if address is not None:
-            sockets = self._sockets_of.get(address, set())
-            sockets.discard(eio_sid)
-            if not sockets:
-                self._sockets_of.pop(address, None)
+        self._address_of.pop(eio_sid, None)
+        self.ledger.remove(eio_sid)
 
     # --- packets from clients --------------------------------------------------------
 
@@ -218,38 +225,39 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 return
             await self.eio.send(eio_sid, part)
 
+    def _pipe(self, eio_sid: str) -> _Pipe | None:
+        pipe = self._pipes.get(eio_sid)
+        if pipe is None:
+            sock = self.eio.sockets.get(eio_sid)
+            if sock is None:
+                return None
+            pipe = self._pipes[eio_sid] = _Pipe(sock, self._transport(eio_sid))
+        return pipe
+
     def queued_bytes(self, eio_sid: str, *, kernel: bool = False) -> int:
         """Unsent bytes of one socket: engine.io's queue, plus its transport's write buffer,
         plus (``kernel``) what the kernel holds because the client does not take it."""
-        sock = self.eio.sockets.get(eio_sid)
-        if sock is None:
+        pipe = self._pipe(eio_sid)
+        if pipe is None:
             return 0
         queued = 0
-        if sock.queue.qsize():
+        if pipe.sock.queue.qsize():
             # asyncio.Queue keeps its items in ``_queue`` (a deque); there is no public view
-            for item in tuple(sock.queue._queue):
+            for item in tuple(pipe.sock.queue._queue):
                 data = getattr(item, "data", None)
                 queued += len(data) if isinstance(data, str | bytes) else 16
-        return int(queued + unsent(self._transport(eio_sid), kernel=kernel))
+        return int(queued + pipe.unsent(kernel=kernel))
 
     def within_budget(self, eio_sid: str, size: int) -> bool:
-        """Whether ``size`` more bytes may be queued for the socket; a socket past its budget
-        (or whose address is past its own) is disconnected and False returned."""
-        budget = self.budget
-        if self.queued_bytes(eio_sid) + size <= budget.check_above:
+        """Whether ``size`` more bytes may be queued for the socket (then counted); a socket
+        past its budget (or whose address is past its own) is disconnected and False
+        returned. O(1) per send: :class:`~callbox.server.ledger.Ledger`."""
+        if self.ledger.allow(eio_sid, size):
             return True
-        mine = self.queued_bytes(eio_sid, kernel=True) + size
-        over = mine > budget.socket_bytes
-        if not over:
-            address = self._address_of.get(eio_sid)
-            peers = self._sockets_of.get(address, set()) if address else set()
-            total = mine + sum(self.queued_bytes(s, kernel=True) for s in peers if s != eio_sid)
-            over = total > budget.address_bytes
-        if over:
-            self.guard.refused(eio_sid, "send_budget", f"{mine} bytes unsent")
-            self.spawn(self.kill(eio_sid))
-            return False
-        return True
+        unsent = self.queued_bytes(eio_sid, kernel=True)
+        self.guard.refused(eio_sid, "send_budget", f"{unsent} bytes unsent, {size} more")
+        self.spawn(self.kill(eio_sid))
+        return False
 
     # --- closing -----------------------------------------------------------------------
 
@@ -307,22 +315,36 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             task.cancel()
 
 
-def unsent(transport: Any, *, kernel: bool = False) -> int:
-    """Bytes a transport still holds for its peer. Over TLS, asyncio's transport counts only
-    what TLS has not encrypted yet: a large message is encrypted at once and waits in the TCP
-    transport underneath, which asyncio does not expose (``_ssl_protocol._transport``), so
-    both are read here. With ``kernel``, the socket's kernel send queue too (Linux
-    ``TIOCOUTQ``): a client that does not read leaves several MiB there before asyncio buffers
-    anything. tests/integration/test_hardening.py proves the count with such a client."""
-    if transport is None or transport.is_closing():
-        return 0
-    size = int(transport.get_write_buffer_size())
-    raw = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
-    if raw is not None and raw is not transport and hasattr(raw, "get_write_buffer_size"):
-        size += int(raw.get_write_buffer_size())
-    if kernel:
-        size += _kernel_queue(transport.get_extra_info("socket"))
-    return size
+class _Pipe:
+    """The way to one client: its engine.io socket and the transports under it (looked up
+    once per socket; the websocket of an upgrade replaces the polling request's)."""
+
+    __slots__ = ("sock", "transport", "raw")
+
+    def __init__(self, sock: Any, transport: Any) -> None:
+        self.sock = sock
+        self.transport = transport
+        # Over TLS, asyncio's transport counts only what TLS has not encrypted yet: a large
+        # message is encrypted at once and waits in the TCP transport underneath, which
+        # asyncio does not expose (``_ssl_protocol._transport``), so both are read.
+        raw = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+        ok = raw is not None and raw is not transport and hasattr(raw, "get_write_buffer_size")
+        self.raw = raw if ok else None
+
+    def unsent(self, *, kernel: bool = False) -> int:
+        """Bytes the transports still hold for the client; with ``kernel``, the socket's
+        kernel send queue too (Linux ``TIOCOUTQ``): a client that does not read leaves
+        several MiB there before asyncio buffers anything. tests/integration/
+        test_hardening.py proves the count with such a client."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return 0
+        size = int(transport.get_write_buffer_size())
+        if self.raw is not None:
+            size += int(self.raw.get_write_buffer_size())
+        if kernel:
+            size += _kernel_queue(transport.get_extra_info("socket"))
+        return size
 
 
 def _kernel_queue(sock: Any) -> int:
@@ -363,13 +385,15 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
         else:
             args = []
         server: CallboxSocketServer = self.server
-        recipients = [
-            (sid, eio_sid)
-            for sid, eio_sid in self.get_participants(namespace, room)
-            if sid != skip_sid
-        ]
-        if len(recipients) == 1 and not server.within_budget(recipients[0][1], weigh(args)):
-            return  # refused before the work of encoding it
+        direct = self.eio_sid_from_sid(room, namespace) if isinstance(room, str) else None
+        if direct is not None:  # one socket (its own room): no copy of the room's table
+            recipients = [(room, direct)] if room != skip_sid else []
+        else:
+            recipients = [
+                (sid, eio_sid)
+                for sid, eio_sid in self.get_participants(namespace, room)
+                if sid != skip_sid
+            ]
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
         encoded = pkt.encode()
         parts = (

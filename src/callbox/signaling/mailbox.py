@@ -166,6 +166,10 @@ class Mailbox(Protocol):
         """The sessions whose socket is on ``node`` (to take them over when it died)."""
         ...
 
+    async def held_count(self) -> int:
+        """How many sessions are held now, in all (for ``/metrics``)."""
+        ...
+
     async def release(self, session_id: str, node: str, *, hold_until: float) -> str:
         """``node`` died with the session's socket: a session that can resume is held until
         ``hold_until`` (``"held"``), one that cannot is gone (``"ended"``: the caller ends its
@@ -347,6 +351,9 @@ class MemoryMailbox:
 
     async def sessions_on(self, node: str) -> list[str]:
         return [s for s, box in self._boxes.items() if box.at is not None and box.at.node == node]
+
+    async def held_count(self) -> int:
+        return len(self._holds)
 
     async def release(self, session_id: str, node: str, *, hold_until: float) -> str:
         box = self._boxes.get(session_id)

@@ -32,8 +32,7 @@ from callbox.signaling.mailbox import (
     new_token,
     token_key,
 )
-from callbox.signaling.model import StoreUnavailable
-from callbox.signaling.redis.scripts import Scripts
+from callbox.signaling.redis.scripts import Scripts, unavailable
 
 #: seconds a box lives without being written
 BOX_TTL = 24 * 3600
@@ -117,7 +116,7 @@ class RedisMailbox:
         try:
             raw = await self.client.lrange(f"{self.prefix}ml:{session_id}", 0, -1)
         except RedisError as e:
-            raise StoreUnavailable() from e
+            raise unavailable(e) from e
         letters = [letter_from(_decode(t).split(" ", 1)[1]) for t in raw]  # "<size> <letter>"
         return [x for x in letters if x.seq > after]
 
@@ -210,14 +209,14 @@ class RedisMailbox:
         try:
             value = await self.client.get(f"{self.prefix}heldfrom:{address}")
         except RedisError as e:
-            raise StoreUnavailable() from e
+            raise unavailable(e) from e
         return int(value or 0)
 
     async def sessions_on(self, node: str) -> list[str]:
         try:
             members = await self.client.smembers(f"{self.prefix}node:{node}")
         except RedisError as e:
-            raise StoreUnavailable() from e
+            raise unavailable(e) from e
         return sorted(_decode(m) for m in members)
 
     async def release(self, session_id: str, node: str, *, hold_until: float) -> str:
@@ -225,6 +224,12 @@ class RedisMailbox:
             "m_release", session_id, node, repr(hold_until), int(self.grace) + 60
         )
         return str(result)
+
+    async def held_count(self) -> int:
+        try:
+            return int(await self.client.zcard(f"{self.prefix}holds"))
+        except RedisError as e:
+            raise unavailable(e) from e
 
     async def close(self) -> None:
         """The client is shared with the store and the bus: the app closes it."""

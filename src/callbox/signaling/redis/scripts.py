@@ -59,8 +59,12 @@ class Scripts:
         try:
             result = await self._scripts[name](args=[self.prefix, *args], client=client)
         except RedisError as e:
-            raise StoreUnavailable(f"signaling store unavailable ({type(e).__name__})") from e
+            raise unavailable(e) from e
         return check(result)
+
+
+def unavailable(error: Exception) -> StoreUnavailable:
+    return StoreUnavailable(f"signaling store unavailable ({type(error).__name__}: {error})")
 
 
 def check(result: Any) -> Any:

@@ -28,7 +28,7 @@ from callbox.signaling.model import (
     Session,
     StoreUnavailable,
 )
-from callbox.signaling.redis.scripts import Scripts
+from callbox.signaling.redis.scripts import Scripts, unavailable
 from callbox.signaling.store import Claimed, Left, StoreStats
 
 #: seconds a record lives without being written (a call idle longer than this is forgotten)
@@ -92,7 +92,7 @@ class RedisStore:
         try:
             raw = await self.client.hmget(f"{self.prefix}s:{sid}", "name", "room", "identity")
         except RedisError as e:
-            raise StoreUnavailable() from e
+            raise unavailable(e) from e
         if raw[0] is None:
             return None
         name, room, identity = (v.decode() if isinstance(v, bytes) else str(v or "") for v in raw)
@@ -109,7 +109,7 @@ class RedisStore:
         try:
             value = await self.client.get(f"{self.prefix}b:{sid}")
         except RedisError as e:
-            raise StoreUnavailable() from e
+            raise unavailable(e) from e
         return value.decode() if isinstance(value, bytes) else value
 
     async def add_offer(self, offer: Offer, limits: Limits) -> None:
@@ -204,7 +204,7 @@ class RedisStore:
                 pipe.get(f"{p}count:calls")
                 sessions, waiting, calls = await pipe.execute()
         except RedisError as e:
-            raise StoreUnavailable() from e
+            raise unavailable(e) from e
         return StoreStats(int(sessions or 0), int(waiting or 0), int(calls or 0))
 
     async def ping(self) -> None:

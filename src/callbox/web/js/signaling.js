@@ -15,12 +15,18 @@ const ACK_TIMEOUT_MS = 10000;
  */
 const QUEUED_ACK_TIMEOUT_MS = 40000;
 
+/** First and longest wait before connecting again after the server closed the session. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 10000;
+
 /** @typedef {'connecting' | 'connected' | 'reconnecting' | 'offline'} SocketStatus */
 
 /**
  * @typedef {object} StatusDetail
  * @property {string} [reason]  why the socket is not connected (socket.io's reason)
  * @property {string} [error]   connect_error message, e.g. "unauthorized"
+ * @property {string} [code]    the server's refusal code (connect_error data.code)
+ * @property {number} [retryInMs]  when the next attempt is due (reconnecting)
  */
 
 /**
@@ -28,7 +34,7 @@ const QUEUED_ACK_TIMEOUT_MS = 40000;
  * @property {string} userName
  * @property {string} room
  * @property {string} [password]
- * @property {string | true} [resume]
+ * @property {string | true} [resume]  true: "I can resume" (a new session); a token: resume
  * @property {number} [lastSeq]
  */
 
@@ -38,6 +44,8 @@ const QUEUED_ACK_TIMEOUT_MS = 40000;
  *   emit an event and resolve with its ack; while socket.io is reconnecting the event
  *   waits in its buffer and goes out once reconnected (resumed). Rejects when offline
  *   for good, or on timeout
+ * @property {() => void} reconnect  try again now (the Reconnect button); no-op if connected
+ * @property {() => boolean} ready  connected and welcomed
  * @property {() => void} close  disconnect for good (idempotent)
  */
 
@@ -64,6 +72,12 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
    *   reject: (err: Error) => void, timer: ReturnType<typeof setTimeout>}>} */
   const unacked = new Map();
   let ready = false; // connected and welcomed (a new session or a resumed one)
+  // socket.io reconnects by itself after a lost transport, but not after the server
+  // closed the session ("io server disconnect", e.g. an older server stopping): then we
+  // connect again ourselves, with backoff (PLAN.md decision 4).
+  let retries = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let retryTimer;
   const socket = io(location.origin, {
     auth: (cb) => {
       const current = auth();
@@ -72,13 +86,30 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
       }
       cb(current);
     },
+    // websocket first (no sticky sessions needed behind a balancer), polling if it fails
+    transports: ['websocket', 'polling'],
     // Don't keep retrying forever at a fast pace when the server is gone.
     reconnectionDelayMax: 5000,
   });
   onStatus('connecting', {});
 
+  /** Connect again after a pause that grows with each failed attempt. */
+  const retryLater = () => {
+    clearTimeout(retryTimer);
+    const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** retries) * (0.8 + Math.random() * 0.4);
+    retries += 1;
+    retryTimer = setTimeout(() => {
+      if (!closed && !socket.connected) {
+        socket.connect();
+      }
+    }, delay);
+    return Math.round(delay);
+  };
+
   socket.on('connect', () => {
     log.info('connected', socket.id);
+    retries = 0;
+    clearTimeout(retryTimer);
     onStatus('connected', {});
   });
   socket.on('disconnect', (reason) => {
@@ -92,15 +123,32 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
       clearTimeout(entry.timer);
       entry.timer = expire(seq, QUEUED_ACK_TIMEOUT_MS);
     }
-    // socket.io reconnects by itself except after the server or we disconnected it.
-    onStatus(socket.active ? 'reconnecting' : 'offline', { reason });
+    if (socket.active) {
+      onStatus('reconnecting', { reason }); // socket.io tries again by itself
+    } else if (reason === 'io server disconnect') {
+      onStatus('reconnecting', { reason, retryInMs: retryLater() });
+    } else {
+      onStatus('offline', { reason });
+    }
   });
   socket.on('connect_error', (err) => {
     log.warn('connect_error:', err.message);
     if (closed) {
       return;
     }
-    onStatus(socket.active ? 'reconnecting' : 'offline', { error: err.message });
+    /** @type {any} */
+    const data = /** @type {any} */ (err).data;
+    const code = typeof data?.code === 'string' ? data.code : undefined;
+    const message = typeof data?.message === 'string' ? data.message : err.message;
+    if (socket.active) {
+      onStatus('reconnecting', { error: err.message });
+    } else if (code === 'rate_limited' || code === 'unavailable') {
+      // the server refused for now: try again later by ourselves
+      onStatus('reconnecting', { error: message, code, retryInMs: retryLater() });
+    } else {
+      // refused for a reason retrying does not cure (password, room name): main decides
+      onStatus('offline', { error: code ?? err.message, code, reason: message });
+    }
   });
   socket.onAny((event, payload, seq) => {
     log.debug('<-', event, payload, seq ?? '');
@@ -182,11 +230,25 @@ export function createSignaling({ auth, onEvent, onStatus, log }) {
         }
       });
     },
+    reconnect() {
+      if (closed || socket.connected) {
+        return;
+      }
+      clearTimeout(retryTimer);
+      retries = 0;
+      if (socket.active) {
+        // socket.io is waiting between attempts: start over now
+        socket.disconnect();
+      }
+      socket.connect();
+    },
+    ready: () => ready,
     close() {
       if (closed) {
         return;
       }
       closed = true;
+      clearTimeout(retryTimer);
       for (const entry of unacked.values()) {
         clearTimeout(entry.timer);
       }
