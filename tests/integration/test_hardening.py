@@ -251,6 +251,7 @@ async def test_clients_that_do_not_read_are_disconnected_past_their_budget(
                 candidate = {"candidate": "candidate:" + "c" * 1000, "sdpMid": "0"}
                 await o.emit("sendIceCandidateToSignalingServer", {"iceCandidate": candidate})
         await asyncio.sleep(1)
+        offered = rss(server)
         for _ in range(45):
             # refused when the address is past its budget
             with contextlib.suppress(ConnectionError, OSError, AssertionError):
@@ -264,6 +265,7 @@ async def test_clients_that_do_not_read_are_disconnected_past_their_budget(
         for writer in deaf:
             writer.transport.abort()
     report("45 joiners that never read, 16 big offers", before, during, after)
+    print(f"  (of which the 16 offers themselves: {(offered - before) / MIB:.1f} MiB)")
     assert metric(server, DROPPED, 'why="send_budget"') >= 30
     assert during - before < BUDGET
 

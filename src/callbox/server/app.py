@@ -24,7 +24,7 @@ from callbox.server.metrics import Metrics
 from callbox.server.routing import LocalSessions, Router
 from callbox.server.sio import Budget, CallboxSocketServer
 from callbox.server.stun import stun_service
-from callbox.signaling import Limits, MemoryStore, Store, Switchboard
+from callbox.signaling import Limits, MemoryStore, Store, Switchboard, names
 from callbox.signaling.mailbox import Mailbox, MailboxLimits, MemoryMailbox
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def create_app(
     CA's certificate served at ``/ca.pem`` (None: the server does not use one). A ``store``
     and ``mailbox`` shared with other nodes make this node one of many."""
     app = web.Application(middlewares=[security_headers])
+    names.prepare()
     metrics = Metrics(debug=settings.debug_metrics)
     node_id = node or settings.node_id or secrets.token_hex(6)
     cluster: Cluster | None = None

@@ -53,6 +53,21 @@ class Ledger:
             self._by_address.pop(entry.address, None)
             self._address_bound.pop(entry.address, None)
 
+    def fits(self, key: str, size: int) -> bool:
+        """Whether ``size`` more bytes would be allowed now (nothing is counted)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return True
+        if entry.bound + size <= self.socket_budget and (
+            self._address_bound.get(entry.address, 0) + size <= self.address_budget
+        ):
+            return True
+        if not self.allow(key, size):
+            return False
+        entry.added -= size
+        self._address_bound[entry.address] -= size
+        return True
+
     def allow(self, key: str, size: int) -> bool:
         """Whether ``size`` more bytes may go to socket ``key`` (they are then counted);
         False when the socket, or its address, would pass its budget even measured afresh."""

@@ -184,6 +184,8 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     # --- packets from clients --------------------------------------------------------
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if eio_sid not in self.eio.sockets:
+            return  # closed (killed) already: what it had sent meanwhile is dropped
         if not isinstance(data, str) or data[:1] in _BINARY_TYPES:
             self.guard.refused(eio_sid, "binary", "binary packet (callbox speaks JSON only)")
             await self.kill(eio_sid)
@@ -256,6 +258,16 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             return True
         unsent = self.queued_bytes(eio_sid, kernel=True)
         self.guard.refused(eio_sid, "send_budget", f"{unsent} bytes unsent, {size} more")
+        self.spawn(self.kill(eio_sid))
+        return False
+
+    def fits(self, eio_sid: str, size: int) -> bool:
+        """Whether a message of about ``size`` bytes would pass the budget, checked before
+        the work of encoding it (a newcomer's ``availableOffers`` can weigh MiB); a socket
+        that would not is disconnected."""
+        if self.ledger.fits(eio_sid, size):
+            return True
+        self.guard.refused(eio_sid, "send_budget", f"{size} bytes would pass its budget")
         self.spawn(self.kill(eio_sid))
         return False
 

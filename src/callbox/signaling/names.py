@@ -15,7 +15,9 @@ the letter before them) and more than two combining marks on one letter.
 from __future__ import annotations
 
 import functools
+import json
 import unicodedata
+from importlib.resources import files
 from typing import cast
 
 MAX_NAME = 64
@@ -80,13 +82,20 @@ def clean(value: str) -> str | None:
     return name
 
 
+def prepare() -> None:
+    """Build the confusables table now (a server calls this at start, so the first user to
+    join does not wait for it)."""
+    _representatives()
+
+
 @functools.cache
 def _representatives() -> dict[str, str]:
     """One character per confusable class (the smallest code point), for every character
-    the confusables data pairs with another. Built once, on first use."""
-    from confusable_homoglyphs import confusables
-
-    data = cast(dict[str, list[dict[str, str]]], confusables.confusables_data)
+    the confusables data pairs with another. Built once; the package's data file (5 MB of
+    JSON) is read for it and not kept."""
+    raw = files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
+    data = cast(dict[str, list[dict[str, str]]], json.loads(raw))
+    del raw
     parent: dict[str, str] = {}
 
     def find(ch: str) -> str:
