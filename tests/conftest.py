@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.redis_server import RedisServer
 
 STARTUP_TIMEOUT = 30.0
 #: what the test servers accept on /metrics (whatever their auth), unless a test says otherwise
@@ -88,6 +91,15 @@ def _wait_ready(server: RunningServer) -> None:
 
 
 @pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session; tests keep apart by key prefix (or by nodes
+    of their own on a fresh database)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data dir (one CA) for the session's servers: the CA is made once, like a user's."""
     return tmp_path_factory.mktemp("callbox-data")
@@ -96,11 +108,29 @@ def shared_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 StartServer = Callable[..., RunningServer]
 
 
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where the servers of a test keep their state: in memory (one process) or on a real
+    redis-server (one node of many). Every server test runs on both; tests/e2e runs on
+    memory only, plus its own tests across two nodes."""
+    return str(request.param)
+
+
+@pytest.fixture
+def backend_args(backend: str, request: pytest.FixtureRequest) -> tuple[str, ...]:
+    if backend == "memory":
+        return ()
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    return ("--redis", redis.url, "--redis-prefix", f"t{uuid.uuid4().hex[:12]}:")
+
+
 @pytest.fixture
 def start_server(
-    shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, backend_args: tuple[str, ...]
 ) -> Iterator[StartServer]:
-    """Factory: start `callbox serve` with extra arguments; all are stopped after the test."""
+    """Factory: start `callbox serve` with extra arguments; all are stopped after the test.
+    Servers of one test share its backend (and, on Redis, its key prefix: they are nodes of
+    one callbox)."""
     started: list[RunningServer] = []
 
     def start(
@@ -115,7 +145,7 @@ def start_server(
         log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
         http = "--http" in extra
         argv = [sys.executable, "-m", "callbox", "-v", "serve", "--host", "127.0.0.1"]
-        argv += ["--port", str(port), "--data-dir", str(data), *extra]
+        argv += ["--port", str(port), "--data-dir", str(data), *backend_args, *extra]
         if metrics_token is not None:
             argv += ["--metrics-token", metrics_token]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

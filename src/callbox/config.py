@@ -89,6 +89,11 @@ class ServerSettings:
     metrics_token: str | None = None
     #: also walk the heap for /metrics (slow: for leak hunts, not production)
     debug_metrics: bool = False
+    #: every node on this Redis is one callbox (None: one process, in memory)
+    redis_url: str | None = None
+    redis_prefix: str = "callbox:"
+    #: this node's name among the nodes on one Redis (default: random at each start)
+    node_id: str | None = None
 
     @property
     def jwt(self) -> bool:
@@ -216,6 +221,46 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"connected sessions per client address (default {DEFAULT_MAX_CONNECTIONS_PER_IP})",
     )
     add_hardening_arguments(parser)
+    add_nodes_arguments(parser)
+
+
+def add_nodes_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        dest="redis_url",
+        help="run as one of many nodes on this Redis (redis://[:password@]host:port/db; "
+        "default none: one process, state in memory); also $CALLBOX_REDIS_URL",
+    )
+    parser.add_argument(
+        "--redis-prefix",
+        help="prefix of every key and channel callbox uses in Redis (default callbox:)",
+    )
+    parser.add_argument(
+        "--node-id",
+        help="this node's name among the nodes on one Redis (default: random at each start)",
+    )
+
+
+_NODES_FLAGS = ("redis_url", "redis_prefix", "node_id")
+
+
+def _nodes(values: Mapping[str, Any]) -> dict[str, Any]:
+    url = values.get("redis_url")
+    if url and not str(url).startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"--redis {url!r}: write redis://host:port/db (or rediss://, unix://)")
+    node = values.get("node_id")
+    if node is not None and not valid_node_id(str(node)):
+        raise ConfigError(f"--node-id {node!r}: 1-64 of A-Z a-z 0-9 _ - .")
+    return {
+        "redis_url": str(url) if url else None,
+        "redis_prefix": str(values.get("redis_prefix") or "callbox:"),
+        "node_id": str(node) if node else None,
+    }
+
+
+def valid_node_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-.") for c in value)
 
 
 def add_hardening_arguments(parser: argparse.ArgumentParser) -> None:
@@ -381,6 +426,7 @@ _SETTING_KEYS = (
     "max_room_offer_bytes",
     "metrics_token",
     "debug_metrics",
+    *_NODES_FLAGS,
 )
 
 
@@ -430,6 +476,7 @@ def serve_settings_from(
             ("trusted_proxies" if f == "trusted_proxy" else f): getattr(args, f, None)
             for f in _HARDENING_FLAGS
         },
+        **{f: getattr(args, f, None) for f in _NODES_FLAGS},
     }
     merged.update({k: v for k, v in flags.items() if v is not None})
     unknown = set(merged) - set(flags)
@@ -492,6 +539,7 @@ def _build(values: Mapping[str, Any]) -> ServerSettings:
             values, "max_connections_per_ip", DEFAULT_MAX_CONNECTIONS_PER_IP, int, minimum=1
         ),
         **_hardening(values),
+        **_nodes(values),
     )
 
 

@@ -33,6 +33,13 @@ from .browser import (
 )
 
 
+@pytest.fixture
+def backend() -> str:
+    """Browser tests run on the in-memory server (tests/e2e/test_nodes.py runs two nodes on
+    Redis); the signaling tests run on both backends."""
+    return "memory"
+
+
 @pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if CHROMIUM is None:

@@ -73,10 +73,12 @@ async def run_load(
     handshakes: int = 2,
     candidates: int = 5,
     rooms: int = 25,
+    callee_url: str | None = None,
 ) -> LoadResult:
     """``sessions`` clients connect (all at once), pair up, and each pair does ``handshakes``
     calls with ``candidates`` candidates each way before and after the answer; then all
-    leave. Checks every candidate arrived exactly once, in order."""
+    leave. Checks every candidate arrived exactly once, in order. With ``callee_url`` the
+    callees connect there (another node) and the callers to ``url``."""
     result = LoadResult(sessions=sessions)
     context = ssl.create_default_context(cafile=str(ca_path))
     connector = aiohttp.TCPConnector(ssl=context, limit=0)
@@ -85,7 +87,7 @@ async def run_load(
         peers = [_Peer(http) for _ in range(sessions)]
         connect = [
             p.sio.connect(
-                url,
+                callee_url if callee_url and n % 2 else url,
                 auth={"userName": f"load{n}", "room": f"load{n // 2 % rooms}"},
                 transports=["websocket"],
                 wait_timeout=30,

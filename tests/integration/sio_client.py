@@ -53,12 +53,14 @@ class Client:
         server: RunningServer,
         source: str | None = None,
         headers: dict[str, str] | None = None,
+        transports: list[str] | None = None,
     ) -> None:
         self.server = server
         #: the local address to connect from (127.0.0.2: another client address than 127.0.0.1)
         self.source = source
         #: extra HTTP headers of the connection (e.g. X-Forwarded-For)
         self.headers = headers or {}
+        self.transports = transports or ["websocket"]
         self.events: dict[str, list[Any]] = defaultdict(list)
         self._changed = asyncio.Event()
         self.disconnected = asyncio.Event()
@@ -90,7 +92,7 @@ class Client:
             await self.sio.connect(
                 self.server.url,
                 auth=auth,
-                transports=["websocket"],
+                transports=self.transports,
                 wait_timeout=wait,
                 headers=self.headers,
             )
@@ -152,15 +154,17 @@ class Clients:
         server: RunningServer,
         source: str | None = None,
         headers: dict[str, str] | None = None,
+        transports: list[str] | None = None,
     ) -> None:
         self.server = server
         #: the local address to connect from (127.0.0.2: another client address than 127.0.0.1)
         self.source = source
         self.headers = headers
+        self.transports = transports
         self.all: list[Client] = []
 
     async def __call__(self, server: RunningServer | None = None, **auth: Any) -> Client:
-        client = Client(server or self.server, self.source, self.headers)
+        client = Client(server or self.server, self.source, self.headers, self.transports)
         self.all.append(client)
         return await client.connect(**auth)
 

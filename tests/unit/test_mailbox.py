@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 from callbox.signaling import ErrorCode, SignalingError
-from callbox.signaling.mailbox import At, MailboxLimits, MemoryMailbox, token_key
+from callbox.signaling.mailbox import At, Mailbox, MailboxLimits, MemoryMailbox, token_key
 
 HERE = At("n1", "s1")
 THERE = At("n1", "s2")
 
+Opener = Callable[..., Awaitable[Mailbox]]
 
-async def opened(limits: MailboxLimits | None = None, resumable: bool = True) -> MemoryMailbox:
-    box = MemoryMailbox(limits)
-    token = await box.open("a", HERE, resumable=resumable, address="10.0.0.1", identity=None)
-    assert (token is not None) == resumable
-    return box
+#: makes an empty mailbox (tests/integration/test_redis_contract.py makes Redis ones)
+MakeBox = Callable[..., Mailbox]
 
 
-async def test_posts_are_numbered_and_say_where_to_emit() -> None:
+@pytest.fixture
+def make_box() -> MakeBox:
+    return MemoryMailbox
+
+
+@pytest.fixture
+def opened(make_box: MakeBox) -> Opener:
+    async def open_one(limits: MailboxLimits | None = None, resumable: bool = True) -> Mailbox:
+        box = make_box(limits)
+        token = await box.open("a", HERE, resumable=resumable, address="10.0.0.1", identity=None)
+        assert (token is not None) == resumable
+        return box
+
+    return open_one
+
+
+async def test_posts_are_numbered_and_say_where_to_emit(opened: Opener) -> None:
     box = await opened()
     first = await box.post("a", "e", {"n": 1}, 10)
     second = await box.post("a", "e", {"n": 2}, 10)
@@ -29,7 +45,7 @@ async def test_posts_are_numbered_and_say_where_to_emit() -> None:
     assert await box.read("nobody", 0) == []
 
 
-async def test_a_client_that_cannot_resume_gets_no_token_and_is_never_held() -> None:
+async def test_a_client_that_cannot_resume_gets_no_token_and_is_never_held(opened: Opener) -> None:
     box = await opened(resumable=False)
     posted = await box.post("a", "e", {}, 1)
     assert posted is not None and not posted.numbered
@@ -38,7 +54,7 @@ async def test_a_client_that_cannot_resume_gets_no_token_and_is_never_held() -> 
     assert await box.held_from("10.0.0.1") == 0
 
 
-async def test_the_log_is_bounded_in_entries_and_in_bytes() -> None:
+async def test_the_log_is_bounded_in_entries_and_in_bytes(opened: Opener) -> None:
     box = await opened(MailboxLimits(log_entries=3, log_bytes=100))
     for n in range(5):
         await box.post("a", "e", n, 10)
@@ -49,8 +65,10 @@ async def test_the_log_is_bounded_in_entries_and_in_bytes() -> None:
     assert [x.seq for x in await box.read("a", 0)] == [7]
 
 
-async def test_resume_hands_over_what_came_after_last_seq_and_rotates_the_token() -> None:
-    box = MemoryMailbox()
+async def test_resume_hands_over_what_came_after_last_seq_and_rotates_the_token(
+    make_box: MakeBox,
+) -> None:
+    box = make_box()
     token = await box.open("a", HERE, resumable=True, address="ip", identity="alice", room="r")
     assert token is not None
     for n in range(4):
@@ -82,8 +100,10 @@ async def test_resume_hands_over_what_came_after_last_seq_and_rotates_the_token(
     assert [x.seq for x in again.letters] == [6]
 
 
-async def test_resume_of_a_silently_dead_socket_names_it_and_a_late_detach_is_ignored() -> None:
-    box = MemoryMailbox()
+async def test_resume_of_a_silently_dead_socket_names_it_and_a_late_detach_is_ignored(
+    make_box: MakeBox,
+) -> None:
+    box = make_box()
     token = await box.open("a", HERE, resumable=True, address="ip", identity=None)
     assert token is not None
     await box.post("a", "e", 1, 1)
@@ -95,8 +115,8 @@ async def test_resume_of_a_silently_dead_socket_names_it_and_a_late_detach_is_ig
     assert posted is not None and posted.to == THERE
 
 
-async def test_a_resume_from_before_what_the_log_keeps_is_lost() -> None:
-    box = MemoryMailbox(MailboxLimits(log_entries=2))
+async def test_a_resume_from_before_what_the_log_keeps_is_lost(make_box: MakeBox) -> None:
+    box = make_box(MailboxLimits(log_entries=2))
     token = await box.open("a", HERE, resumable=True, address="ip", identity=None)
     assert token is not None
     for n in range(5):
@@ -108,8 +128,10 @@ async def test_a_resume_from_before_what_the_log_keeps_is_lost() -> None:
     assert later.letters == [] and not later.lost
 
 
-async def test_expired_holds_are_claimed_once_and_their_tokens_stop_working() -> None:
-    box = MemoryMailbox()
+async def test_expired_holds_are_claimed_once_and_their_tokens_stop_working(
+    make_box: MakeBox,
+) -> None:
+    box = make_box()
     token = await box.open("a", HERE, resumable=True, address="ip", identity=None)
     await box.open("b", THERE, resumable=True, address="ip", identity=None)
     assert token is not None
@@ -122,12 +144,10 @@ async def test_expired_holds_are_claimed_once_and_their_tokens_stop_working() ->
     await box.drop("a")
     await box.drop("a")  # twice is harmless
     assert await box.held_from("ip") == 1
-    assert box.counts() == {"mailboxes": 1, "tokens": 1, "held": 1, "letters": 0}
-    await box.close()
-    assert set(box.counts().values()) == {0}
+    assert await box.post("a", "e", {}, 1) is None  # dropped for good
 
 
-async def test_acks_are_remembered_bounded_and_refused_when_forgotten() -> None:
+async def test_acks_are_remembered_bounded_and_refused_when_forgotten(opened: Opener) -> None:
     box = await opened(MailboxLimits(ack_entries=2, ack_bytes=100))
     assert await box.cached_ack("a", 1) == (False, None)
     await box.remember_ack("a", 1, {"ok": 1}, 10)
@@ -154,9 +174,31 @@ class _Handled(str):
 ANY_HANDLED = _Handled()
 
 
-async def test_sessions_on_a_node_and_hashed_tokens() -> None:
-    box = MemoryMailbox()
+async def test_sessions_on_a_node_and_hashed_tokens(make_box: MakeBox) -> None:
+    box = make_box()
     token = await box.open("a", At("n1", "s1"), resumable=True, address="ip", identity=None)
     await box.open("b", At("n2", "s2"), resumable=False, address="ip", identity=None)
     assert await box.sessions_on("n2") == ["b"]
     assert token is not None and token_key(token) != token and len(token_key(token)) == 64
+
+
+async def test_close_forgets_everything() -> None:
+    box = MemoryMailbox()
+    await box.open("a", HERE, resumable=True, address="ip", identity=None)
+    await box.detach("a", HERE, hold_until=5.0, rate=None)
+    assert box.counts() == {"mailboxes": 1, "tokens": 1, "held": 1, "letters": 0}
+    await box.close()
+    assert set(box.counts().values()) == {0}
+
+
+async def test_the_sessions_of_a_dead_node_are_held_or_ended(make_box: MakeBox) -> None:
+    box = make_box()
+    await box.open("a", At("dead", "s1"), resumable=True, address="ip", identity=None)
+    await box.open("b", At("dead", "s2"), resumable=False, address="ip", identity=None)
+    await box.open("c", At("alive", "s3"), resumable=True, address="ip", identity=None)
+    assert await box.release("a", "dead", hold_until=50.0) == "held"
+    assert await box.release("b", "dead", hold_until=50.0) == "ended"
+    assert await box.release("c", "dead", hold_until=50.0) == ""  # not on that node
+    assert await box.release("a", "dead", hold_until=50.0) == ""  # taken over already
+    assert await box.sessions_on("dead") == []
+    assert await box.expired(60.0) == ["a"]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -22,8 +22,11 @@ from callbox.server.lifecycle import Hub, Lifecycle
 from callbox.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from callbox.server.routing import LocalSessions, Router
 from callbox.server.sio import Budget, CallboxSocketServer
-from callbox.signaling import Limits, MemoryStore, Store, Switchboard
+from callbox.signaling import Limits, MemoryStore, SignalingError, Store, Switchboard
 from callbox.signaling.mailbox import Mailbox, MailboxLimits, MemoryMailbox
+
+if TYPE_CHECKING:
+    from callbox.server.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +141,13 @@ def create_app(
     and ``mailbox`` shared with other nodes make this node one of many."""
     app = web.Application(middlewares=[_security_headers])
     metrics = Metrics(debug=settings.debug_metrics)
+    node_id = node or settings.node_id or secrets.token_hex(6)
+    cluster: Cluster | None = None
+    if settings.redis_url and store is None:
+        from callbox.server.cluster import Cluster
+
+        cluster = Cluster.connect(settings, node_id)
+        store, mailbox = cluster.store, cluster.mailbox
     shared = store is not None and not isinstance(store, MemoryStore)
     store = store if store is not None else MemoryStore()
     mailbox = mailbox or MemoryMailbox(MailboxLimits(log_bytes=settings.max_log_bytes))
@@ -147,7 +157,6 @@ def create_app(
     )
     switchboard = Switchboard(store, limits=limits, clock=clock)
     sessions = LocalSessions()
-    node_id = node or secrets.token_hex(6)
     hub_ref: list[Hub] = []
 
     def origin_refused(origin: str) -> None:
@@ -185,6 +194,8 @@ def create_app(
     hub = Hub(settings, sio, switchboard, mailbox, router, sessions, metrics, node_id, shared)
     hub_ref.append(hub)
     lifecycle = Lifecycle(hub)
+    if cluster is not None:
+        cluster.attach(hub, lifecycle)
     SignalingEvents(hub)
     app[HUB_KEY] = hub
     app[LIFECYCLE_KEY] = lifecycle
@@ -198,7 +209,7 @@ def create_app(
     if tables:
         metrics.watch_tables(lambda: {k: v for t in tables for k, v in t().items()})
     _routes(app, hub, ca_path)
-    _background(app, hub, lifecycle)
+    _background(app, hub, lifecycle, cluster)
     return app
 
 
@@ -227,12 +238,27 @@ def _routes(app: web.Application, hub: Hub, ca_path: Path | None) -> None:
     async def phone(request: web.Request) -> web.FileResponse:
         return web.FileResponse(root / "phone.html", headers={"Cache-Control": "no-cache"})
 
+    started = time.monotonic()
+
     async def healthz(request: web.Request) -> web.Response:
-        body: dict[str, object] = {"status": "ok", "version": __version__, "node": hub.node}
+        body: dict[str, object] = {
+            "status": "ok",
+            "version": __version__,
+            "node": hub.node,
+            "uptime": round(time.monotonic() - started, 1),
+            "store": "redis" if hub.shared else "memory",
+        }
         status = 200
+        try:
+            async with asyncio.timeout(1.0):
+                await hub.switchboard.store.ping()
+            body["storeReachable"] = True
+        except (SignalingError, TimeoutError):
+            body["storeReachable"] = False
+            body["status"], body["reason"], status = "degraded", "signaling store unreachable", 503
         if hub.stopping:
-            body["status"], status = "stopping", 503
-        return web.json_response(body, status=status)
+            body["status"], body["reason"], status = "stopping", "the server is stopping", 503
+        return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
 
     async def metrics_view(request: web.Request) -> web.Response:
         header = request.headers.get("Authorization")
@@ -266,7 +292,9 @@ def _routes(app: web.Application, hub: Hub, ca_path: Path | None) -> None:
         log.error("the socket.io browser client is missing (%s): reinstall callbox", vendor)
 
 
-def _background(app: web.Application, hub: Hub, lifecycle: Lifecycle) -> None:
+def _background(
+    app: web.Application, hub: Hub, lifecycle: Lifecycle, cluster: Cluster | None
+) -> None:
     settings = hub.settings
     tasks: list[asyncio.Task[None]] = []
 
@@ -280,6 +308,8 @@ def _background(app: web.Application, hub: Hub, lifecycle: Lifecycle) -> None:
                 log.exception("expiring offers failed")
 
     async def start(app: web.Application) -> None:
+        if cluster is not None:
+            await cluster.start()
         tasks.append(asyncio.create_task(sweep(), name="callbox-offer-sweeper"))
         tasks.append(asyncio.create_task(lifecycle.run_reaper(), name="callbox-reaper"))
 
@@ -295,6 +325,8 @@ def _background(app: web.Application, hub: Hub, lifecycle: Lifecycle) -> None:
         await lifecycle.close()
         await hub.mailbox.close()
         await hub.switchboard.store.close()
+        if cluster is not None:
+            await cluster.close()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from callbox.server.lifecycle import Hub
-from callbox.server.routing import weigh
+from callbox.server.routing import Local, weigh
 from callbox.server.sio import RESERVED, packet_bytes, wants_ack
 from callbox.signaling import ErrorCode, Outcome, Session, SignalingError
 
@@ -30,6 +30,18 @@ def client_seq(payload: object) -> int | None:
     if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < 2**53:
         return seq
     return None
+
+
+def _follow_call(local: Local, event: str, outcome: Outcome) -> None:
+    """Keep the session's current offer or call as this node saw it."""
+    if event == "newOffer" and isinstance(outcome.ack, dict):
+        local.offer_id = str(outcome.ack.get("offerId"))
+    elif event == "newAnswer":
+        for d in outcome.deliveries:
+            if d.event == "answerResponse" and isinstance(d.payload, dict):
+                local.offer_id = str(d.payload.get("offerId"))
+    elif event == "hangup":
+        local.offer_id = None
 
 
 class SignalingEvents:
@@ -106,6 +118,7 @@ class SignalingEvents:
                 outcome = await method(local.session, payload)
                 await hub.router.deliver(outcome.deliveries)
                 result = outcome.ack
+                _follow_call(local, event, outcome)
                 for d in outcome.deliveries:
                     hub.metrics.relayed.labels(event=d.event).inc()
                 if timed:

@@ -198,6 +198,8 @@ class Lifecycle:
         hub.sessions.add(local)
         session = local.session
         await hub.sio.enter_room(sid, room_of(session.room))
+        if hub.router.bus is not None:
+            await hub.router.bus.join(session.room)
         ice = hub.ice.for_user(session.user_name)
         welcome: dict[str, object] = {
             "userName": session.user_name,
@@ -259,7 +261,7 @@ class Lifecycle:
         session = await hub.switchboard.store.get_session(ticket.session_id)
         if session is None or ticket.lost:
             why = "its session is gone" if session is None else "events it missed are gone"
-            await self._finish(ticket.session_id)
+            await self.finish(ticket.session_id)
             raise SignalingError(ErrorCode.UNAUTHORIZED, f"cannot resume: {why}")
         await self._replace(ticket)
         if ticket.rate is not None:
@@ -295,6 +297,8 @@ class Lifecycle:
         hub = self.hub
         hub.addresses.release(sid)
         local = hub.sessions.remove(sid)
+        if local is not None and hub.router.bus is not None:
+            await hub.router.bus.leave(local.session.room)
         if local is None or local.replaced or hub.stopping:
             return
         session_id = local.session_id
@@ -314,7 +318,7 @@ class Lifecycle:
         except SignalingError as e:
             log.warning("session=%s: could not end cleanly: %s", session_id, e.message)
 
-    async def _finish(self, session_id: str, reason: str = "peer-disconnected") -> None:
+    async def finish(self, session_id: str, reason: str = "peer-disconnected") -> None:
         """End a session for good: its offer or call, then its mailbox."""
         hub = self.hub
         try:
@@ -329,7 +333,7 @@ class Lifecycle:
         """End the held sessions whose client did not come back in time (any node may)."""
         for session_id in await self.hub.mailbox.expired(time.time()):
             log.info("session=%s did not resume in time", session_id)
-            await self._finish(session_id)
+            await self.finish(session_id)
 
     async def run_reaper(self) -> None:
         interval = min(1.0, max(0.05, self.hub.settings.resume_grace / 4))

@@ -52,11 +52,20 @@ class Emitter(Protocol):
 
 
 class Bus(Protocol):
-    """How nodes reach each other (Redis pub/sub, one channel per node and per room)."""
-
-    async def to_node(self, node: str, session_id: str, letter: Letter) -> None: ...
+    """How nodes reach each other (:mod:`callbox.server.bus`). Letters for another node's
+    sockets need no call here: the mailbox publishes them as it keeps them."""
 
     async def to_room(self, room: str, event: str, payload: object, skip: str | None) -> None: ...
+
+    def noted(self, room: str, event: str, payload: object) -> None:
+        """A room broadcast went out on this node."""
+        ...
+
+    async def join(self, room: str) -> None:
+        """A local socket entered ``room`` (hear the room's broadcasts from other nodes)."""
+        ...
+
+    async def leave(self, room: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -77,6 +86,9 @@ class Local:
     ack_highest: int = 0
     #: a resume took this session to another socket: this one's close means nothing
     replaced: bool = False
+    #: the offer or call the session has, as far as this node saw (to tell the client it
+    #: ended if the store loses it)
+    offer_id: str | None = None
 
     @property
     def session_id(self) -> str:
@@ -129,17 +141,14 @@ class Router:
             elif d.to_room is not None:
                 await self.to_room(d.to_room, d.event, d.payload, d.skip_sid)
                 if self.bus is not None:
+                    self.bus.noted(d.to_room, d.event, d.payload)
                     await self.bus.to_room(d.to_room, d.event, d.payload, d.skip_sid)
 
     async def _post(self, session_id: str, event: str, payload: object) -> None:
         posted = await self.mailbox.post(session_id, event, payload, weigh(payload))
-        if posted is None or posted.to is None:
-            return  # gone, or held: it waits in the log
-        letter = Letter(posted.seq, event, payload, 0)
-        if posted.to.node == self.node:
-            await self.to_session(session_id, letter)
-        elif self.bus is not None:
-            await self.bus.to_node(posted.to.node, session_id, letter)
+        if posted is None or posted.to is None or posted.to.node != self.node:
+            return  # gone; held (it waits in the log); or published to its node
+        await self.to_session(session_id, Letter(posted.seq, event, payload, 0))
 
     async def to_room(self, room: str, event: str, payload: object, skip: str | None) -> None:
         """Emit to this node's sockets in ``room``, except the socket of session ``skip``."""
@@ -194,5 +203,7 @@ class Router:
 
     async def _emit(self, local: Local, letter: Letter) -> None:
         local.next_seq = letter.seq + 1
+        if letter.event == "callEnded":
+            local.offer_id = None
         data: object = (letter.payload, letter.seq) if local.resumable else letter.payload
         await self.sio.emit(letter.event, data, to=local.at.sid)

@@ -166,6 +166,12 @@ class Mailbox(Protocol):
         """The sessions whose socket is on ``node`` (to take them over when it died)."""
         ...
 
+    async def release(self, session_id: str, node: str, *, hold_until: float) -> str:
+        """``node`` died with the session's socket: a session that can resume is held until
+        ``hold_until`` (``"held"``), one that cannot is gone (``"ended"``: the caller ends its
+        offer or call). ``""`` when its socket is not on ``node`` (any more)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -341,6 +347,14 @@ class MemoryMailbox:
 
     async def sessions_on(self, node: str) -> list[str]:
         return [s for s, box in self._boxes.items() if box.at is not None and box.at.node == node]
+
+    async def release(self, session_id: str, node: str, *, hold_until: float) -> str:
+        box = self._boxes.get(session_id)
+        if box is None or box.at is None or box.at.node != node:
+            return ""
+        if await self.detach(session_id, box.at, hold_until=hold_until, rate=None):
+            return "held" if session_id in self._holds else "ended"
+        return ""  # pragma: no cover - detach takes what is attached at box.at
 
     async def close(self) -> None:
         self._boxes.clear()

@@ -1,0 +1,77 @@
+"""One callbox of many nodes on one Redis (``--redis URL``): the shared store and mailbox,
+the bus between the nodes, and their heartbeats. Without ``--redis`` none of this exists."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from callbox.config import ServerSettings
+from callbox.server.bus import RedisBus
+from callbox.server.lifecycle import Hub, Lifecycle
+from callbox.server.nodes import Nodes
+from callbox.signaling.mailbox import MailboxLimits
+from callbox.signaling.redis import RedisMailbox, RedisStore
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 64
+#: how long a command may wait for a free connection (a busy node, not an outage)
+POOL_WAIT = 20
+
+
+@dataclass
+class Cluster:
+    client: Redis
+    store: RedisStore
+    mailbox: RedisMailbox
+    bus: RedisBus | None = field(default=None)
+    nodes: Nodes | None = field(default=None)
+
+    @classmethod
+    def connect(cls, settings: ServerSettings, node: str) -> Cluster:
+        """Clients and scripts; nothing is sent to Redis until :meth:`start`."""
+        url = settings.redis_url or ""
+        # a bounded pool that callers wait on: a burst of connects must not open a Redis
+        # connection each
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=10,
+        )
+        client = Redis(connection_pool=pool)
+        prefix = settings.redis_prefix
+        limits = MailboxLimits(log_bytes=settings.max_log_bytes)
+        mailbox = RedisMailbox(client, prefix, limits, grace=settings.resume_grace, node=node)
+        return cls(client, RedisStore(client, prefix), mailbox)
+
+    def attach(self, hub: Hub, lifecycle: Lifecycle) -> None:
+        prefix = self.store.prefix
+        self.bus = RedisBus(
+            self.client, prefix, hub.node, hub.router, hub.sessions, hub.switchboard
+        )
+        hub.router.bus = self.bus
+        self.nodes = Nodes(self.client, prefix, hub, lifecycle.finish)
+
+    async def start(self) -> None:
+        if self.bus is not None:
+            self.bus.start()
+        if self.nodes is not None:
+            try:
+                await self.nodes.start()
+            except Exception as e:  # Redis down at start: the loop retries
+                log.warning("Redis unreachable at start (%s): retrying", e)
+                self.nodes.reachable = False
+                await self.nodes.start_loop()
+
+    async def close(self) -> None:
+        if self.nodes is not None:
+            await self.nodes.close()
+        if self.bus is not None:
+            await self.bus.close()
+        await self.client.aclose()

@@ -1,0 +1,56 @@
+-- Shared by every callbox script (prepended to each). Keys are built from the prefix in
+-- ARGV[1]: callbox runs on one Redis (not Redis Cluster), where that is allowed.
+local P = ARGV[1]
+local function k(...)
+  return P .. table.concat({...}, ':')
+end
+
+local function fail(code, message)
+  return 'E:' .. code .. ':' .. message
+end
+
+-- an offer record as a table (nil when gone); candidates are their JSON texts
+local function offer_table(id)
+  if not id or id == '' then return nil end
+  local h = redis.call('HGETALL', k('o', id))
+  if #h == 0 then return nil end
+  local o = {}
+  for i = 1, #h, 2 do o[h[i]] = h[i + 1] end
+  o.id = id
+  o.candidates = redis.call('LRANGE', k('oc', id), 0, -1)
+  return o
+end
+
+local function encode_offer(o)
+  if not o then return '' end
+  return cjson.encode(o)
+end
+
+-- the offer stops waiting: out of its room's list and weight
+local function unwait(o)
+  redis.call('ZREM', k('w', o.room), o.id)
+  redis.call('ZREM', k('wall'), o.id)
+  if redis.call('ZCARD', k('w', o.room)) == 0 then
+    redis.call('DEL', k('wb', o.room))
+  else
+    redis.call('DECRBY', k('wb', o.room), tonumber(o.size))
+  end
+end
+
+local function remove_offer(id)
+  local o = offer_table(id)
+  if not o then return nil end
+  if o.answerer == '' then
+    unwait(o)
+  else
+    redis.call('DECR', k('count', 'calls'))
+  end
+  redis.call('DEL', k('o', id), k('oc', id), k('r', id))
+  redis.call('HDEL', k('byname', o.room), o.oname)
+  for _, sid in ipairs({o.offerer, o.answerer}) do
+    if sid ~= '' and redis.call('GET', k('b', sid)) == id then
+      redis.call('DEL', k('b', sid))
+    end
+  end
+  return o
+end

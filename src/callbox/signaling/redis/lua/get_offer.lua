@@ -1,0 +1,2 @@
+-- ARGV: prefix, id
+return encode_offer(offer_table(ARGV[2]))

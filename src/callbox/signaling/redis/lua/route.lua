@@ -1,0 +1,51 @@
+-- ARGV: prefix, sid, candidate json, candidate size, caller ('' | '1' | '0'), offer id hint,
+--       max_pending, max_pending_bytes, max_buffered, max_buffered_bytes, max_room_bytes, ttl
+-- Returns 'held', 'buffered', 'to:<sid>' or an error.
+local sid, cand, size, caller, hint = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local ttl = tonumber(ARGV[12])
+if redis.call('EXISTS', k('s', sid)) == 0 then
+  return fail('unauthorized', 'this connection has no session')
+end
+local bound = redis.call('GET', k('b', sid))
+if not bound then
+  if caller == '1' then return fail('forbidden', 'didIOffer is true but there is no offer') end
+  local count = redis.call('LLEN', k('p', sid))
+  local bytes = tonumber(redis.call('GET', k('pb', sid)) or '0')
+  if count >= tonumber(ARGV[7]) or bytes + size > tonumber(ARGV[8]) then
+    return fail('too_large|pending_candidates', 'already holding ' .. count ..
+      ' candidates (' .. bytes .. ' characters) sent before an answer')
+  end
+  redis.call('RPUSH', k('p', sid), cand)
+  redis.call('INCRBY', k('pb', sid), size)
+  redis.call('EXPIRE', k('p', sid), ttl)
+  redis.call('EXPIRE', k('pb', sid), ttl)
+  return 'held'
+end
+if hint ~= '' and hint ~= bound then
+  return fail('forbidden', 'offer ' .. hint .. " is not this session's call")
+end
+local f = redis.call('HMGET', k('o', bound), 'offerer', 'answerer', 'room', 'cbytes')
+local offerer, answerer, room = f[1], f[2], f[3]
+local is_offerer = offerer == sid
+if caller ~= '' and (caller == '1') ~= is_offerer then
+  return fail('forbidden', "didIOffer does not match this session's role")
+end
+if not is_offerer then return 'to:' .. offerer end
+if answerer ~= '' then return 'to:' .. answerer end
+local weight = tonumber(redis.call('GET', k('wb', room)) or '0')
+if weight + size > tonumber(ARGV[11]) then
+  return fail('too_large|room_offer_bytes',
+    'room ' .. room .. ' is full (' .. weight .. ' characters of offers)')
+end
+local count = redis.call('LLEN', k('oc', bound))
+local bytes = tonumber(f[4])
+if count >= tonumber(ARGV[9]) or bytes + size > tonumber(ARGV[10]) then
+  return fail('too_large|buffered_candidates', 'already holding ' .. count ..
+    ' candidates (' .. bytes .. ' characters) on offer ' .. bound)
+end
+redis.call('RPUSH', k('oc', bound), cand)
+redis.call('EXPIRE', k('oc', bound), ttl)
+redis.call('HINCRBY', k('o', bound), 'size', size)
+redis.call('HINCRBY', k('o', bound), 'cbytes', size)
+redis.call('INCRBY', k('wb', room), size)
+return 'buffered'

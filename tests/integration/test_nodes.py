@@ -1,0 +1,300 @@
+"""Two `callbox serve` nodes on one real redis-server (issue 9): a call never notices which
+node its two sides landed on; a node that dies hands its sessions over; Redis going away
+and coming back loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import socketio
+
+from tests.conftest import RunningServer, StartServer
+from tests.integration.loadgen import run_load
+from tests.integration.server_proc import metric
+from tests.integration.sio_client import ANSWER, OFFER, Client, Clients, cand
+from tests.redis_server import RedisServer
+from tests.tcp_proxy import TcpProxy
+
+
+@pytest.fixture
+def backend() -> str:
+    return "redis"
+
+
+@pytest.fixture
+def nodes(start_server: StartServer) -> tuple[RunningServer, RunningServer]:
+    return start_server(), start_server()
+
+
+@pytest.fixture
+async def clients(nodes: tuple[RunningServer, RunningServer]) -> AsyncIterator[Clients]:
+    made = Clients(nodes[0])
+    yield made
+    await made.close()
+
+
+async def on(clients: Clients, node: RunningServer, **auth: object) -> Client:
+    return await clients(node, **auth)
+
+
+async def test_the_seed_flow_with_the_caller_on_a_and_a_late_answerer_on_b(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients
+) -> None:
+    a, b = nodes
+    alice = await on(clients, a, userName="alice")
+    ack = await alice.call("newOffer", OFFER)
+    for n in range(3):
+        await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(n)})
+    bob = await on(clients, b, userName="bob")  # joins later, on the other node
+    [view] = bob.events["availableOffers"][0]
+    assert view["offerId"] == ack["offerId"] and len(view["offerIceCandidates"]) == 3
+    buffered = await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+    assert buffered == [cand(n) for n in range(3)]
+    response = await alice.wait_for("answerResponse")
+    assert response["answererUserName"] == "bob"
+    await bob.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(7)})
+    assert await alice.wait_for("receivedIceCandidateFromServer") == cand(7)
+    await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(8)})
+    assert await bob.wait_for("receivedIceCandidateFromServer") == cand(8)
+    # hang-up across nodes
+    assert await bob.call("hangup", None) == {"ok": True}
+    ended = await alice.wait_for("callEnded")
+    assert ended == {"offerId": ack["offerId"], "reason": "hangup", "by": "bob"}
+
+
+async def test_an_early_joiner_on_b_sees_an_offer_made_on_a(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients
+) -> None:
+    a, b = nodes
+    bob = await on(clients, b, userName="bob")
+    alice = await on(clients, a, userName="alice")
+    ack = await alice.call("newOffer", OFFER)
+    [view] = await bob.wait_for("newOfferAwaiting")
+    assert view["offerId"] == ack["offerId"]
+    await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+    removed = await bob.wait_for("offerRemoved")
+    assert removed == {"offerId": ack["offerId"], "reason": "answered"}
+    await alice.wait_for("answerResponse")
+    # names are one namespace across nodes too
+    assert (await on(clients, b, userName="alice")).user_name == "alice-2"
+
+
+async def test_twenty_answerers_on_both_nodes_exactly_one_wins(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients
+) -> None:
+    alice = await on(clients, nodes[0], userName="alice")
+    ack = await alice.call("newOffer", OFFER)
+    answerers = [await on(clients, nodes[n % 2], userName=f"a{n}") for n in range(20)]
+    replies = await asyncio.gather(
+        *(c.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER}) for c in answerers)
+    )
+    winners = [r for r in replies if isinstance(r, list)]
+    losers = [r["error"]["code"] for r in replies if isinstance(r, dict)]
+    assert len(winners) == 1 and losers == ["offer_taken"] * 19
+    await alice.wait_for("answerResponse")
+    await asyncio.sleep(0.3)
+    assert len(alice.events["answerResponse"]) == 1
+
+
+async def test_200_pairs_split_across_nodes_lose_duplicate_and_reorder_nothing(
+    start_server: StartServer,
+) -> None:
+    a, b = (start_server("--max-connections-per-ip", "450") for _ in range(2))
+    result = await run_load(a.url, a.ca_path, 400, 1, 5, rooms=20, callee_url=b.url)
+    assert result.errors == [] and result.handshakes == 200
+    assert (result.lost, result.duplicated, result.out_of_order) == (0, 0, 0)
+    assert result.candidates_received == result.candidates_sent
+
+
+async def test_a_client_cut_off_on_b_resumes_on_a_and_gets_what_it_missed_once_in_order(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients
+) -> None:
+    a, b = nodes
+    alice = await on(clients, a, userName="alice", resume=True)
+    async with TcpProxy("127.0.0.1", b.port) as proxy:
+        via = RunningServer(
+            f"https://127.0.0.1:{proxy.port}", proxy.port, b.data_dir, b.process, b.log_path
+        )
+        bob = await clients(via, userName="bob", resume=True)
+        ack = await alice.call("newOffer", OFFER)
+        await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+        await alice.wait_for("answerResponse")
+        await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(0)})
+        await bob.wait_for("receivedIceCandidateFromServer")
+        await proxy.cut()  # no goodbye: node B sees a dropped connection
+        await asyncio.wait_for(bob.disconnected.wait(), 10)
+    for n in range(1, 6):  # sent while bob is away
+        await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(n)})
+    token = bob.events["welcome"][0]["resume"]
+    back = await on(clients, a, resume=token, lastSeq=bob.last_seq)  # on the other node
+    assert back.events["welcome"][0]["resumed"] is True
+    await back.wait_for("receivedIceCandidateFromServer", 5)
+    await asyncio.sleep(0.5)
+    assert back.events["receivedIceCandidateFromServer"] == [cand(n) for n in range(1, 6)]
+    await back.call("hangup", None)
+    assert (await alice.wait_for("callEnded"))["by"] == "bob"
+
+
+async def test_a_node_killed_mid_call_is_found_dead_and_its_sessions_handed_over(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients
+) -> None:
+    a, b = nodes
+    alice = await on(clients, a, userName="alice")
+    bob = await on(clients, b, userName="bob")  # cannot resume: ends with its node
+    ack = await bob.call("newOffer", OFFER)
+    await alice.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+    carol = await on(clients, b, userName="carol", room="side", resume=True)
+    dave = await on(clients, b, userName="dave", room="wait")
+    waiting = await dave.call("newOffer", OFFER)
+    erin = await on(clients, a, userName="erin", room="wait")
+    assert [v["offerId"] for v in erin.events["availableOffers"][0]] == [waiting["offerId"]]
+    killed = time.monotonic()
+    b.process.send_signal(signal.SIGKILL)
+    b.process.wait()
+    ended = await alice.wait_for("callEnded", wait=25)
+    told = time.monotonic() - killed
+    assert ended["reason"] == "peer-disconnected"
+    removed = await erin.wait_for("offerRemoved", wait=10)
+    assert removed["offerId"] == waiting["offerId"]
+    late = await on(clients, a, userName="frank", room="wait")
+    assert late.events["availableOffers"][0] == []
+    # carol could resume: she was held, and resumes on the survivor
+    back = await on(clients, a, resume=carol.events["welcome"][0]["resume"])
+    assert back.user_name == "carol" and back.events["welcome"][0]["resumed"] is True
+    print(f"\npeer of the killed node told after {told:.1f} s")
+
+
+@pytest.fixture
+def kept_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test alone, to stop and start; it keeps its data."""
+    server = RedisServer(tmp_path, persistent=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def empty_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test alone that comes back empty after a restart."""
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+async def test_redis_stopped_mid_call_then_back_no_crash_and_new_calls_work(
+    kept_redis: RedisServer, start_server: StartServer
+) -> None:
+    own_redis = kept_redis
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    a = start_server("--redis", own_redis.url, "--redis-prefix", prefix)
+    clients = Clients(a)
+    try:
+        alice = await clients(userName="alice")
+        bob = await clients(userName="bob")
+        ack = await alice.call("newOffer", OFFER)
+        await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+        own_redis.stop()
+        reply = await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(1)})
+        assert reply["error"]["code"] == "unavailable"
+        status = await asyncio.to_thread(_health, a)
+        assert status == 503
+        assert alice.sio is not None and alice.sio.connected  # nobody was thrown out
+        own_redis.start()
+        async with asyncio.timeout(20):
+            while await asyncio.to_thread(_health, a) != 200:  # noqa: ASYNC110 - HTTP polling
+                await asyncio.sleep(0.2)
+        reply = await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(2)})
+        assert reply == {"ok": True}  # the same call goes on
+        assert await bob.wait_for("receivedIceCandidateFromServer") == cand(2)
+    finally:
+        await clients.close()
+    assert a.process.poll() is None
+    assert "Traceback" not in a.log()
+
+
+async def test_redis_restarted_empty_tells_clients_their_calls_ended(
+    empty_redis: RedisServer, start_server: StartServer
+) -> None:
+    own_redis = empty_redis
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    a = start_server("--redis", own_redis.url, "--redis-prefix", prefix)
+    clients = Clients(a)
+    try:
+        alice = await clients(userName="alice")
+        bob = await clients(userName="bob")
+        ack = await alice.call("newOffer", OFFER)
+        await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+        await alice.wait_for("answerResponse")
+        own_redis.stop()
+        own_redis.start()  # empty: no persistence
+        for who in (alice, bob):
+            ended = await who.wait_for("callEnded", wait=20)
+            assert ended["offerId"] == ack["offerId"] and ended["reason"] == "server-shutdown"
+        again = Clients(a)
+        try:
+            carol = await again(userName="carol")
+            assert (await carol.call("newOffer", OFFER))["offerId"]
+        finally:
+            await again.close()
+    finally:
+        await clients.close()
+
+
+async def test_a_killed_pubsub_connection_loses_nothing(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients, redis_server: RedisServer
+) -> None:
+    a, b = nodes
+    alice = await on(clients, a, userName="alice")
+    bob = await on(clients, b, userName="bob")
+    ack = await alice.call("newOffer", OFFER)
+    await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+    await alice.wait_for("answerResponse")
+    for round_ in range(3):
+        redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
+        for n in range(10):
+            await bob.call(
+                "sendIceCandidateToSignalingServer", {"iceCandidate": cand(round_ * 10 + n)}
+            )
+    await alice.wait_for("receivedIceCandidateFromServer", 30, wait=20)
+    await asyncio.sleep(0.5)
+    assert alice.events["receivedIceCandidateFromServer"] == [cand(n) for n in range(30)]
+    # and a room broadcast missed while unsubscribed shows up in the lists anyway
+    carol = await on(clients, b, userName="carol", room="r2")
+    redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
+    dave = await on(clients, a, userName="dave", room="r2")
+    offer = await dave.call("newOffer", OFFER)
+    seen = await carol.wait_for("newOfferAwaiting", wait=20)
+    assert seen[0]["offerId"] == offer["offerId"]
+    assert metric(a, "callbox_errors_total", 'code="unavailable"') == 0
+
+
+def _health(server: RunningServer) -> int:
+    import urllib.error
+
+    try:
+        return server.get("/healthz")[0]
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+async def test_a_plain_client_is_never_held_across_nodes(
+    nodes: tuple[RunningServer, RunningServer], clients: Clients
+) -> None:
+    alice = await on(clients, nodes[0], userName="alice")
+    bob = await on(clients, nodes[1], userName="bob")
+    ack = await alice.call("newOffer", OFFER)
+    await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
+    await alice.wait_for("answerResponse")
+    assert alice.sio is not None
+    await alice.sio.eio.ws.close()  # dropped, and it never said it can resume
+    ended = await bob.wait_for("callEnded", wait=5)
+    assert ended["reason"] == "peer-disconnected"
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await on(clients, nodes[1], resume="x" * 43)

@@ -1,0 +1,108 @@
+"""The store's and the mailbox's rules, on Redis: the switchboard's and the mailbox's unit
+scenarios (tests/unit) run again here with a RedisStore / RedisMailbox on a real
+redis-server, each test under a key prefix of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from callbox.signaling import ErrorCode, SignalingError, StoreUnavailable
+from callbox.signaling.mailbox import MailboxLimits
+from callbox.signaling.redis import RedisMailbox, RedisStore
+from callbox.signaling.redis.scripts import check
+from tests.redis_server import RedisServer
+from tests.unit import test_mailbox, test_switchboard
+from tests.unit.test_mailbox import opened  # noqa: F401 - a fixture the scenarios use
+from tests.unit.test_switchboard import board  # noqa: F401 - a fixture the scenarios use
+
+# the same scenarios, collected here too (fixtures below give them Redis)
+for _module in (test_switchboard, test_mailbox):
+    for _name in dir(_module):
+        if _name.startswith("test_") and _name not in {
+            # these read MemoryStore's own table sizes or build MemoryStores inline
+            "test_leave_withdraws_waiting_offer",
+            "test_leave_during_call_ends_it_for_the_peer",
+            "test_renegotiation_state_goes_with_the_call",
+            "test_close_forgets_everything",
+            "test_the_core_imports_no_transport",
+        }:
+            globals()[_name] = getattr(_module, _name)
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(redis_server.url)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def store(client: Redis, prefix: str) -> RedisStore:  # type: ignore[override]
+    return RedisStore(client, prefix)
+
+
+@pytest.fixture
+def make_box(client: Redis, prefix: str) -> Callable[..., RedisMailbox]:  # type: ignore[override]
+    def make(limits: MailboxLimits | None = None) -> RedisMailbox:
+        return RedisMailbox(client, prefix, limits)
+
+    return make
+
+
+async def test_redis_stats_count_sessions_offers_and_calls(store: RedisStore) -> None:
+    sb = test_switchboard.BySid(test_switchboard.Switchboard(store))
+    await test_switchboard.join(sb, "a", "alice")
+    await test_switchboard.join(sb, "b", "bob")
+    await test_switchboard.join(sb, "c", "carol")
+    await sb.new_offer("a", test_switchboard.OFFER)
+    await sb.new_offer("c", test_switchboard.OFFER)
+    session = await store.get_session("b")
+    assert session is not None
+    [first, _] = await sb.waiting_views(session)
+    await sb.answer("b", {"offerId": first["offerId"], "answer": test_switchboard.ANSWER})
+    stats = await store.stats()
+    assert (stats.sessions, stats.waiting_offers, stats.calls) == (3, 1, 1)
+    await store.ping()
+    await sb.leave("a")
+    assert (await store.stats()).calls == 0
+
+
+async def test_a_redis_that_is_down_is_unavailable_not_a_crash() -> None:
+    redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    store = RedisStore(redis)
+    box = RedisMailbox(redis)
+    try:
+        for call in (
+            store.ping(),
+            store.get_session("x"),
+            store.current_offer_id("x"),
+            store.stats(),
+            store.remove_offer("x"),
+            box.read("x", 0),
+            box.held_from("ip"),
+            box.sessions_on("n"),
+        ):
+            with pytest.raises(StoreUnavailable):
+                await call
+    finally:
+        await redis.aclose()
+
+
+def test_script_refusals_become_signaling_errors() -> None:
+    assert check(b"ok") == "ok"
+    with pytest.raises(SignalingError) as info:
+        check("E:busy|waiting_offers:room full: try later")
+    assert (info.value.code, info.value.limit, info.value.message) == (
+        ErrorCode.BUSY,
+        "waiting_offers",
+        "room full: try later",
+    )
