@@ -1,18 +1,24 @@
 // @ts-check
 /**
- * The page: owns the single state object and wires the modules together (signaling,
- * the call, devices, ringing, stats, the connection check, the UI). The only module with
- * top-level effects, and the only one that changes `state`.
+ * The page: owns the single state object and wires the modules together. The only module
+ * with top-level effects, and the only one that changes `state`.
+ *
+ * The flow modules (media.js; the flows still in this file move out one
+ * at a time) keep nothing of their own: they get `page`, read the
+ * state with `page.get()` (typed read-only: StateView), and change it only through the
+ * functions here, `page.update(patch)` for plain fields and a setter for each field that
+ * has a rule (phase, ICE and socket trails, errors, the room's offers).
  */
-import { createCall, channelFor } from './call.js';
-import { alreadyAllowed, canPickSpeaker, describe, listDevices, missingMessage, openDevice, openMedia, openScreen } from './devices.js';
+import { channelFor, createCall } from './call.js';
+import { alreadyAllowed, canPickSpeaker, describe, missingMessage, openMedia } from './devices.js';
 import { createIceServers } from './iceservers.js';
 import { createLogger, levelFromQuery } from './log.js';
+import { createMedia } from './media.js';
 import { describeCheck, runCheck } from './netcheck.js';
 import { createRinger } from './ringing.js';
 import { createSignaling } from './signaling.js';
 import { createStatsPoller, describeSample, PATH_TEXT, qualityLevel, restartAfterRefresh } from './stats.js';
-import { initialDevices, initialName, initialRoom, saveDevices, saveName } from './prefs.js';
+import { initialDevices, initialName, initialRoom, saveName } from './prefs.js';
 import { createUi } from './ui.js';
 
 /** @typedef {import('./ui.js').OfferView} OfferView */
@@ -22,7 +28,6 @@ import { createUi } from './ui.js';
 const TRAIL_LENGTH = 6;
 /** How long "ended" stays on screen before the page shows idle again. */
 const ENDED_MS = 2500;
-const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 const log = createLogger('callbox', levelFromQuery(location.search));
 const ui = createUi();
@@ -69,7 +74,7 @@ const state = {
   chat: [],
   /** @type {{level: string, path: string, text: string} | null} */
   quality: null,
-  /** @type {ReturnType<typeof createStatsPoller> | null} */
+  /** @type {ReturnType<typeof import('./stats.js').createStatsPoller> | null} */
   poller: null,
   /** @type {import('./devices.js').DeviceLists} */
   devices: { cameras: [], microphones: [], speakers: [] },
@@ -89,61 +94,28 @@ const state = {
   signaling: null,
 };
 
-/** @param {string} name  a timeline mark for the benchmark (performance.mark, silent) */
-function mark(name) {
-  performance.mark(`callbox:${name}`);
-}
+/** @typedef {typeof state} State */
+/**
+ * A field as the other modules see it: collections without their mutators, objects with
+ * read-only properties.
+ * @template T
+ * @typedef {T extends Map<infer K, infer V> ? ReadonlyMap<K, V>
+ *   : T extends Set<infer V> ? ReadonlySet<V>
+ *   : T extends Array<infer E> ? ReadonlyArray<E>
+ *   : T extends object ? Readonly<T>
+ *   : T} ReadOnly
+ */
+/** @typedef {{readonly [K in keyof State]: ReadOnly<State[K]>}} StateView  the state, read-only */
+/**
+ * The fields `update` may set: the others change only through their setters.
+ * @typedef {Partial<Omit<State, 'phase' | 'endedTimer' | 'ice' | 'iceTrail' | 'socket' | 'socketTrail' | 'errorKind' | 'offers' | 'declined'>>} Patch
+ */
 
-function roomLink() {
-  const url = new URL('/', location.origin);
-  url.searchParams.set('room', state.room);
-  return url.href;
-}
+// ---------------------------------------------------------------- changing the state
 
-function render() {
-  const view = state.call?.view() ?? null;
-  const stream = state.stream;
-  const seconds = view?.connectedAt ? Math.floor((Date.now() - view.connectedAt) / 1000) : null;
-  ui.render({
-    me: state.me,
-    room: state.room,
-    socket: state.socket,
-    socketTrail: state.socketTrail,
-    canReconnect: state.socket !== 'connected' && !state.needPassword && !state.refused,
-    phase: state.phase,
-    ice: state.ice,
-    iceTrail: state.iceTrail,
-    peerName: view?.peerName ?? '',
-    inCall: view !== null,
-    hasAudio: (stream?.getAudioTracks().length ?? 0) > 0,
-    hasVideo: (stream?.getVideoTracks().length ?? 0) > 0,
-    muted: state.muted,
-    cameraOff: state.cameraOff,
-    sharing: state.screenTrack !== null,
-    canShare: Boolean(navigator.mediaDevices?.getDisplayMedia) && (view?.canRenegotiate ?? false),
-    remote: view?.remote ?? { known: false, audio: false, video: false, screen: false },
-    remoteVideo: view?.remoteVideo ?? 'none',
-    incoming: state.incoming,
-    offers: [...state.offers.values()],
-    needPassword: state.needPassword,
-    chat: state.chat,
-    chatOpen: view?.channelOpen ?? false,
-    seconds,
-    quality: view ? state.quality : null,
-    devices: state.devices,
-    chosen: state.chosen,
-    canPickSpeaker: canPickSpeaker(),
-    notifications: ringer.notifications(),
-    nameNote: state.nameNote,
-    roomNote: state.roomNote,
-    roomInvalid: Boolean(state.roomNote),
-    link: roomLink(),
-    qrShown: state.qrShown,
-    qr: state.qr,
-    checking: state.checking,
-    check: state.check,
-    pipAvailable: document.pictureInPictureEnabled === true,
-  });
+/** @param {Patch} patch  set plain fields (no render: the caller renders when it is done) */
+function update(patch) {
+  Object.assign(state, patch);
 }
 
 /**
@@ -183,6 +155,21 @@ function setIce(ice) {
   }
 }
 
+/** A new call: its ICE trail starts again, at "new". */
+function newIceTrail() {
+  state.iceTrail = [];
+  state.ice = '';
+  setIce('new');
+}
+
+/** @param {import('./signaling.js').SocketStatus} status */
+function setSocket(status) {
+  if (state.socket !== status || state.socketTrail.length === 0) {
+    pushTrail(state.socketTrail, status);
+  }
+  state.socket = status;
+}
+
 /**
  * @param {string} kind  e.g. 'socket', 'call', 'media'
  * @param {UiError} err
@@ -199,6 +186,98 @@ function clearError(kind) {
     state.errorKind = null;
     ui.showError(null);
   }
+}
+
+/** The room's waiting offers. */
+const offers = {
+  /** @param {readonly OfferView[]} views  new (or again announced) offers, in arrival order */
+  add(views) {
+    for (const view of views) {
+      if (view?.offerId) {
+        state.offers.set(view.offerId, view);
+      }
+    }
+  },
+  /** @param {string} offerId */
+  remove(offerId) {
+    state.offers.delete(offerId);
+  },
+  clear() {
+    state.offers = new Map();
+  },
+};
+
+/** The offers this user declined. */
+const declined = {
+  /** @param {string} offerId */
+  add(offerId) {
+    state.declined.add(offerId);
+  },
+  /** @param {string} offerId */
+  remove(offerId) {
+    state.declined.delete(offerId);
+  },
+  clear() {
+    state.declined.clear();
+  },
+};
+
+/** @param {import('./ui.js').ChatLine} line */
+function addChat(line) {
+  state.chat = [...state.chat, line].slice(-200);
+}
+
+// ---------------------------------------------------------------- reading the state
+
+function render() {
+  const view = state.call?.view() ?? null;
+  const stream = state.stream;
+  const seconds = view?.connectedAt ? Math.floor((Date.now() - view.connectedAt) / 1000) : null;
+  ui.render({
+    me: state.me,
+    room: state.room,
+    socket: state.socket,
+    socketTrail: state.socketTrail,
+    canReconnect: state.socket !== 'connected' && !state.needPassword && !state.refused,
+    phase: state.phase,
+    ice: state.ice,
+    iceTrail: state.iceTrail,
+    peerName: view?.peerName ?? '',
+    inCall: view !== null,
+    hasAudio: (stream?.getAudioTracks().length ?? 0) > 0,
+    hasVideo: (stream?.getVideoTracks().length ?? 0) > 0,
+    muted: state.muted,
+    cameraOff: state.cameraOff,
+    sharing: state.screenTrack !== null,
+    canShare: Boolean(navigator.mediaDevices?.getDisplayMedia) && (view?.canRenegotiate ?? false),
+    remote: view?.remote ?? { known: false, audio: false, video: false, screen: false },
+    remoteVideo: view?.remoteVideo ?? 'none',
+    incoming: state.incoming,
+    offers: [...state.offers.values()],
+    needPassword: state.needPassword,
+    chat: state.chat,
+    chatOpen: view?.channelOpen ?? false,
+    seconds,
+    quality: view ? state.quality : null,
+    devices: state.devices,
+    chosen: state.chosen,
+    canPickSpeaker: canPickSpeaker(),
+    notifications: ringer.notifications(),
+    nameNote: state.nameNote,
+    roomNote: state.roomNote,
+    roomInvalid: Boolean(state.roomNote),
+    link: roomLink(state.room),
+    qrShown: state.qrShown,
+    qr: state.qr,
+    checking: state.checking,
+    check: state.check,
+    pipAvailable: document.pictureInPictureEnabled === true,
+  });
+}
+
+/** @param {string} name  a timeline mark for the benchmark (performance.mark, silent) */
+function mark(name) {
+  performance.mark(`callbox:${name}`);
 }
 
 /**
@@ -227,25 +306,43 @@ const serverReady = () => state.signaling?.ready() === true;
  */
 const current = (call) => state.call === call;
 
-// ---------------------------------------------------------------- ICE servers (issue 10)
-
-const ice = createIceServers({
+/** What every flow module gets of the page. */
+const page = {
+  /** @returns {StateView} the state itself, typed read-only: change it with the functions below */
+  get: () => state,
+  update,
+  setPhase,
+  setIce,
+  newIceTrail,
+  setSocket,
+  fail,
+  clearError,
+  offers,
+  declined,
+  addChat,
+  render,
+  mark,
   send,
   serverReady,
-  log: log.child('ice'),
-  onFresh: (servers, restartRelay) => {
-    const call = state.call;
-    call?.setIceServers(servers);
-    // A relay in use keeps its old credentials: re-allocate it (stats.js restartAfterRefresh).
-    if (call && restartRelay && restartAfterRefresh(state.poller?.latest() ?? null)) {
-      log.info('relayed call: ICE restart with the fresh TURN credentials');
-      call.restartIce();
-    }
-  },
-});
+  current,
+  ui,
+  log,
+};
+/** @typedef {typeof page} Page */
 
-/** @returns {Promise<RTCIceServer[]>} */
-const iceServers = () => ice.get();
+// ---------------------------------------------------------------- flows still here
+
+const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * @param {string} room
+ * @returns {string} the page's address for `room`
+ */
+function roomLink(room) {
+  const url = new URL('/', location.origin);
+  url.searchParams.set('room', room);
+  return url.href;
+}
 
 // ---------------------------------------------------------------- the call
 
@@ -282,7 +379,7 @@ function newCall(role, offerId, peerName, servers, channel) {
     },
     onChat: (line) => {
       if (current(call)) {
-        state.chat = [...state.chat, line].slice(-200);
+        addChat(line);
         render();
       }
     },
@@ -342,39 +439,6 @@ function adopt(/** @type {Call} */ call) {
   setIce('new');
 }
 
-/**
- * Open the camera and microphone for a call; say what is missing. Undefined: nothing
- * could be opened (an alert offers the receive-only way, `retry`).
- * @param {string} retryLabel
- * @param {() => void} retry
- * @returns {Promise<MediaStream | null | undefined>}
- */
-async function startMedia(retryLabel, retry) {
-  const opened = await openMedia({ camera: state.chosen.camera, microphone: state.chosen.microphone });
-  if (!opened.stream) {
-    fail('media', {
-      title: 'No camera or microphone',
-      message: `${missingMessage(opened)} You can still see and hear the other side.`,
-      action: { label: retryLabel, run: retry },
-    });
-    return undefined;
-  }
-  const missing = missingMessage(opened);
-  if (missing) {
-    fail('media', { title: 'Partly on', message: missing });
-  }
-  refreshDevices();
-  return opened.stream;
-}
-
-/** @param {MediaStream | null} stream */
-function useStream(stream) {
-  state.stream = stream;
-  state.muted = false;
-  state.cameraOff = false;
-  ui.setLocalStream(stream);
-}
-
 /** Place a call: the offer waits on the server until someone answers it. */
 async function placeCall(receiveOnly = false) {
   if (state.call) {
@@ -385,7 +449,7 @@ async function placeCall(receiveOnly = false) {
   const call = newCall('caller', null, '', servers, true);
   adopt(call);
   setPhase('calling');
-  const stream = receiveOnly ? null : await startMedia('Call without camera', () => placeCall(true));
+  const stream = receiveOnly ? null : await media.startMedia('Call without camera', () => placeCall(true));
   if (stream === undefined) {
     call.close();
     state.call = null;
@@ -396,7 +460,7 @@ async function placeCall(receiveOnly = false) {
     stream?.getTracks().forEach((t) => t.stop());
     return;
   }
-  useStream(stream);
+  media.useStream(stream);
   try {
     const offer = await call.offer(stream);
     const ack = await send('newOffer', offer);
@@ -489,7 +553,7 @@ async function answerCall(offerId, receiveOnly = false, reuse) {
     setPhase('connecting');
     stream = reuse ?? null;
     if (!receiveOnly && !stream) {
-      const opened = await startMedia('Answer without camera', () => answerCall(offerId, true));
+      const opened = await media.startMedia('Answer without camera', () => answerCall(offerId, true));
       if (opened === undefined) {
         call.close();
         state.call = null;
@@ -504,7 +568,7 @@ async function answerCall(offerId, receiveOnly = false, reuse) {
     }
     answering = call.answer(view, receiveOnly ? null : stream);
   }
-  useStream(receiveOnly ? null : stream);
+  media.useStream(receiveOnly ? null : stream);
   try {
     const answer = await answering;
     const acked = send('newAnswer', { offerId, offererUserName: view.offererUserName, answer });
@@ -544,7 +608,7 @@ function finishCall(notice) {
   state.stream?.getTracks().forEach((t) => t.stop());
   state.screenTrack?.stop();
   state.screenTrack = null;
-  useStream(null);
+  media.useStream(null);
   ui.setRemote({ main: null, camera: null, audio: null });
   ui.showNotice(notice);
   setIce('closed');
@@ -570,8 +634,6 @@ function endCall({ notify = true, notice = '' } = {}) {
 }
 
 // ---------------------------------------------------------------- ringing and preparing
-
-const ringer = createRinger({ onOpen: () => render() });
 
 function stopRinging() {
   ringer.stop();
@@ -859,153 +921,36 @@ function connect() {
   });
 }
 
-// ---------------------------------------------------------------- media controls
-
-function sendMediaState() {
-  const stream = state.stream;
-  state.call?.setMedia({
-    audio: Boolean(stream?.getAudioTracks().length) && !state.muted,
-    video: Boolean(stream?.getVideoTracks().length) && !state.cameraOff,
-  });
-}
-
-async function toggleScreen() {
-  const call = state.call;
-  if (!call) {
-    return;
-  }
-  if (state.screenTrack) {
-    const track = state.screenTrack;
-    state.screenTrack = null;
-    call.stopScreen(track);
-    track.stop();
-    render();
-    return;
-  }
-  try {
-    const track = await openScreen();
-    if (!current(call)) {
-      track.stop();
-      return;
-    }
-    state.screenTrack = track;
-    track.addEventListener('ended', () => {
-      if (state.screenTrack === track) {
-        toggleScreen(); // the browser's own "Stop sharing"
-      }
-    });
-    call.shareScreen(track);
-    render();
-  } catch (err) {
-    if (/** @type {any} */ (err)?.name !== 'NotAllowedError') {
-      fail('media', { title: 'Screen not shared', message: describe(err) });
-    }
-  }
-}
-
-/**
- * @param {'camera' | 'microphone' | 'speaker'} kind
- * @param {string} id
- */
-async function chooseDevice(kind, id) {
-  state.chosen = { ...state.chosen, [kind]: id };
-  saveDevices(state.chosen);
-  if (kind === 'speaker') {
-    await ui.setSpeaker(id).catch((err) => fail('media', { title: 'Speaker not changed', message: describe(err) }));
-    return;
-  }
-  const stream = state.stream;
-  const call = state.call;
-  const trackKind = kind === 'camera' ? 'video' : 'audio';
-  const old = stream?.getTracks().find((t) => t.kind === trackKind);
-  if (!stream || !call || !old || (trackKind === 'video' && state.cameraOff)) {
-    return; // a stopped camera starts with the chosen one
-  }
-  try {
-    const next = await openDevice(trackKind, id);
-    next.enabled = trackKind === 'audio' ? !state.muted : !state.cameraOff;
-    if (state.call !== call || state.stream !== stream) {
-      next.stop();
-      return;
-    }
-    await call.replaceTrack(old, next);
-    stream.removeTrack(old);
-    old.stop();
-    stream.addTrack(next);
-    ui.setLocalStream(null);
-    ui.setLocalStream(stream);
-  } catch (err) {
-    fail('media', { title: `${kind === 'camera' ? 'Camera' : 'Microphone'} not switched`, message: describe(err) });
-  }
-  render();
-}
-
-/**
- * Stop the camera (its light goes off; the other side sees the camera-off badge), or start
- * it again: replaceTrack, no renegotiation.
- */
-async function toggleCamera() {
-  const stream = state.stream;
-  const call = state.call;
-  const old = stream?.getVideoTracks()[0];
-  if (!stream || !call || !old) {
-    return;
-  }
-  try {
-    if (!state.cameraOff) {
-      state.cameraOff = true;
-      await call.replaceTrack(old, null);
-      old.stop();
-    } else {
-      const next = await openDevice('video', state.chosen.camera);
-      if (!current(call) || state.stream !== stream || !state.cameraOff) {
-        next.stop();
-        return;
-      }
-      await call.replaceTrack(old, next);
-      stream.removeTrack(old);
-      stream.addTrack(next);
-      state.cameraOff = false;
-      ui.setLocalStream(null);
-      ui.setLocalStream(stream);
-    }
-  } catch (err) {
-    fail('media', { title: 'Camera', message: describe(err) });
-  }
-  sendMediaState();
-  render();
-}
-
-async function refreshDevices() {
-  try {
-    state.devices = await listDevices();
-    const current = (/** @type {string} */ kind) => state.stream?.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId;
-    state.chosen = {
-      ...state.chosen,
-      camera: current('video') ?? state.chosen.camera,
-      microphone: current('audio') ?? state.chosen.microphone,
-    };
-    render();
-  } catch (err) {
-    log.warn('devices', describe(err));
-  }
-}
-
 // ---------------------------------------------------------------- wiring
+
+const ice = createIceServers({
+  send,
+  serverReady,
+  log: log.child('ice'),
+  onFresh: (servers, restartRelay) => {
+    const call = state.call;
+    call?.setIceServers(servers);
+    // A relay in use keeps its old credentials: re-allocate it (stats.js restartAfterRefresh).
+    if (call && restartRelay && restartAfterRefresh(state.poller?.latest() ?? null)) {
+      log.info('relayed call: ICE restart with the fresh TURN credentials');
+      call.restartIce();
+    }
+  },
+});
+/** @returns {Promise<RTCIceServer[]>} */
+const iceServers = () => ice.get();
+
+const ringer = createRinger({ onOpen: () => render() });
+const media = createMedia(page);
 
 ui.bind({
   onCall: () => placeCall(false),
   onHangup: () => endCall(),
   onAnswer: (offerId) => answerCall(offerId, false),
   onDecline: decline,
-  onMute: () => {
-    state.muted = !state.muted;
-    state.stream?.getAudioTracks().forEach((t) => (t.enabled = !state.muted));
-    sendMediaState();
-    render();
-  },
-  onCamera: toggleCamera,
-  onScreen: toggleScreen,
+  onMute: media.toggleMute,
+  onCamera: media.toggleCamera,
+  onScreen: media.toggleScreen,
   onIdentity: (name, room) => {
     // The input shows the name the server gave ("twin-2"); unchanged, we keep asking for
     // the one the user chose ("twin"), which may be free in another room.
@@ -1044,16 +989,16 @@ ui.bind({
   onChat: (text) => {
     const line = state.call?.sendChat(text) ?? null;
     if (line) {
-      state.chat = [...state.chat, line].slice(-200);
+      addChat(line);
       render();
     }
     return line !== null;
   },
-  onDevice: chooseDevice,
-  onDevicesOpen: refreshDevices,
+  onDevice: media.chooseDevice,
+  onDevicesOpen: media.refreshDevices,
   onCopyLink: () => {
     navigator.clipboard
-      ?.writeText(roomLink())
+      ?.writeText(roomLink(state.room))
       .then(() => ui.flashCopy('Copied'))
       .catch(() => ui.flashCopy('Copy failed: select the link'));
   },
@@ -1062,7 +1007,7 @@ ui.bind({
     if (state.qrShown && !state.qr) {
       try {
         const { qrDataUrl } = await import('./qr.js');
-        state.qr = qrDataUrl(roomLink());
+        state.qr = qrDataUrl(roomLink(state.room));
       } catch (err) {
         fail('qr', { title: 'No QR code', message: describe(err) });
       }
@@ -1086,7 +1031,7 @@ ui.bind({
 });
 
 window.addEventListener('pagehide', () => endCall());
-navigator.mediaDevices?.addEventListener?.('devicechange', refreshDevices);
+navigator.mediaDevices?.addEventListener?.('devicechange', media.refreshDevices);
 // the call timer
 setInterval(() => state.call?.view().connectedAt && render(), 1000);
 
