@@ -3,13 +3,14 @@
  * The page: owns the single state object and wires the modules together. The only module
  * with top-level effects, and the only one that changes `state`.
  *
- * The flow modules (media.js; the flows still in this file move out one
+ * The flow modules (media.js, callflow.js; the flows still in this file move out one
  * at a time) keep nothing of their own: they get `page`, read the
  * state with `page.get()` (typed read-only: StateView), and change it only through the
  * functions here, `page.update(patch)` for plain fields and a setter for each field that
  * has a rule (phase, ICE and socket trails, errors, the room's offers).
  */
-import { channelFor, createCall } from './call.js';
+import { channelFor } from './call.js';
+import { createCallFlow } from './callflow.js';
 import { alreadyAllowed, canPickSpeaker, describe, missingMessage, openMedia } from './devices.js';
 import { createIceServers } from './iceservers.js';
 import { createLogger, levelFromQuery } from './log.js';
@@ -17,7 +18,7 @@ import { createMedia } from './media.js';
 import { describeCheck, runCheck } from './netcheck.js';
 import { createRinger } from './ringing.js';
 import { createSignaling } from './signaling.js';
-import { createStatsPoller, describeSample, PATH_TEXT, qualityLevel, restartAfterRefresh } from './stats.js';
+import { restartAfterRefresh } from './stats.js';
 import { initialDevices, initialName, initialRoom, saveName } from './prefs.js';
 import { createUi } from './ui.js';
 
@@ -346,99 +347,6 @@ function roomLink(room) {
 
 // ---------------------------------------------------------------- the call
 
-/**
- * @param {'caller' | 'answerer'} role
- * @param {string | null} offerId
- * @param {string} peerName
- * @param {RTCIceServer[]} servers
- * @param {boolean} channel
- * @returns {Call}
- */
-function newCall(role, offerId, peerName, servers, channel) {
-  /** @type {Call} */
-  const call = createCall({
-    role,
-    offerId,
-    peerName,
-    iceServers: servers,
-    channel,
-    myName: () => state.me,
-    send,
-    serverReady,
-    log: log.child(role),
-    mark,
-    onChange: () => callChanged(call),
-    onEnd: (ending) => {
-      if (!current(call)) {
-        return;
-      }
-      if (ending.kind === 'error') {
-        fail('call', { title: ending.title, message: ending.message });
-      }
-      finishCall(ending.kind === 'notice' ? ending.message : '');
-    },
-    onChat: (line) => {
-      if (current(call)) {
-        addChat(line);
-        render();
-      }
-    },
-  });
-  return call;
-}
-
-/** @param {Call} call */
-function callChanged(call) {
-  if (!current(call)) {
-    return;
-  }
-  const view = call.view();
-  const wasConnected = state.phase === 'connected';
-  setIce(view.ice);
-  if (view.phase === 'connected') {
-    clearError('call');
-    if (!state.poller) {
-      state.poller = createStatsPoller(call.connection, (sample) => {
-        if (current(call)) {
-          state.quality = {
-            level: qualityLevel(sample),
-            path: sample.path ? PATH_TEXT[sample.path] : '',
-            text: describeSample(sample),
-          };
-          render();
-        }
-      });
-    }
-  }
-  if (view.ice === 'disconnected' || view.ice === 'failed') {
-    ice.trouble(); // before the restart that follows, fresh credentials
-  }
-  ui.setRemote(call.remoteMedia());
-  if (view.phase !== state.phase || wasConnected !== (view.phase === 'connected')) {
-    setPhase(view.phase);
-  } else {
-    render();
-  }
-}
-
-/** Make `call` the page's call. */
-function adopt(/** @type {Call} */ call) {
-  clearError('media');
-  clearError('call');
-  ui.showNotice('');
-  for (const entry of performance.getEntriesByType('mark')) {
-    if (entry.name.startsWith('callbox:')) {
-      performance.clearMarks(entry.name); // the timeline is the newest call's
-    }
-  }
-  state.call = call;
-  state.chat = [];
-  state.quality = null;
-  state.iceTrail = [];
-  state.ice = '';
-  setIce('new');
-}
-
 /** Place a call: the offer waits on the server until someone answers it. */
 async function placeCall(receiveOnly = false) {
   if (state.call) {
@@ -446,8 +354,8 @@ async function placeCall(receiveOnly = false) {
   }
   stopRinging();
   const servers = await iceServers().catch(() => /** @type {RTCIceServer[]} */ ([]));
-  const call = newCall('caller', null, '', servers, true);
-  adopt(call);
+  const call = callflow.newCall('caller', null, '', servers, true);
+  callflow.adopt(call);
   setPhase('calling');
   const stream = receiveOnly ? null : await media.startMedia('Call without camera', () => placeCall(true));
   if (stream === undefined) {
@@ -475,7 +383,7 @@ async function placeCall(receiveOnly = false) {
   } catch (err) {
     if (current(call)) {
       fail('call', { title: 'Call failed', message: describe(err) });
-      endCall();
+      callflow.endCall();
     }
   }
 }
@@ -537,7 +445,7 @@ async function answerCall(offerId, receiveOnly = false, reuse) {
     // the answer that ICE does not need).
     call = ready.call;
     stream = ready.stream;
-    adopt(call);
+    callflow.adopt(call);
     answering = call.answer(view, stream);
     performance.mark('callbox:click', { startTime: clicked });
     queueMicrotask(() => {
@@ -547,8 +455,8 @@ async function answerCall(offerId, receiveOnly = false, reuse) {
     });
   } else {
     stopRinging();
-    call = newCall('answerer', offerId, view.offererUserName, ice.current() ?? (await iceServers().catch(() => [])), channelFor(view));
-    adopt(call);
+    call = callflow.newCall('answerer', offerId, view.offererUserName, ice.current() ?? (await iceServers().catch(() => [])), channelFor(view));
+    callflow.adopt(call);
     performance.mark('callbox:click', { startTime: clicked });
     setPhase('connecting');
     stream = reuse ?? null;
@@ -589,48 +497,12 @@ async function answerCall(offerId, receiveOnly = false, reuse) {
         message: `The call from ${view.offererUserName} was already taken by someone else, or withdrawn.`,
       });
       state.offers.delete(offerId);
-      endCall({ notify: false });
+      callflow.endCall({ notify: false });
     } else {
       fail('call', { title: 'Answer failed', message: describe(err) });
-      endCall();
+      callflow.endCall();
     }
   }
-}
-
-/**
- * Release what the call used and show it ended.
- * @param {string} notice  what to say ('' for nothing)
- */
-function finishCall(notice) {
-  state.call = null;
-  state.poller?.stop();
-  state.poller = null;
-  state.stream?.getTracks().forEach((t) => t.stop());
-  state.screenTrack?.stop();
-  state.screenTrack = null;
-  media.useStream(null);
-  ui.setRemote({ main: null, camera: null, audio: null });
-  ui.showNotice(notice);
-  setIce('closed');
-  setPhase('ended');
-  updateIncoming();
-}
-
-/**
- * The one way a call ends here: hang up, page hidden, failure.
- * @param {{notify?: boolean, notice?: string}} [options]  notify: tell the other side
- */
-function endCall({ notify = true, notice = '' } = {}) {
-  const call = state.call;
-  if (!call) {
-    return;
-  }
-  if (notify) {
-    call.hangup();
-  } else {
-    call.close();
-  }
-  finishCall(notice);
 }
 
 // ---------------------------------------------------------------- ringing and preparing
@@ -683,7 +555,7 @@ async function prepare(view) {
     opened.stream?.getTracks().forEach((t) => t.stop());
     return; // the click will open them and say what is missing
   }
-  const call = newCall('answerer', view.offerId, view.offererUserName, servers, channelFor(view));
+  const call = callflow.newCall('answerer', view.offerId, view.offererUserName, servers, channelFor(view));
   state.prepared = { offerId: view.offerId, call, stream: opened.stream };
   call.prepare(view, opened.stream).catch((err) => {
     log.warn('could not prepare the answer', describe(err));
@@ -718,7 +590,7 @@ function welcomed(payload) {
         title: 'Call ended',
         message: 'The connection to the server was lost for too long, so the call ended.',
       });
-      endCall({ notify: false });
+      callflow.endCall({ notify: false });
     }
   }
   const asked = state.name;
@@ -777,7 +649,7 @@ function onServerEvent(event, payload) {
       state.offers.delete(payload?.offerId);
       state.declined.delete(payload?.offerId);
       if (call?.view().role === 'caller' && callId === payload?.offerId && payload?.reason !== 'answered') {
-        endCall({ notify: false, notice: `Your call was withdrawn by the server (${payload?.reason ?? 'no reason'}).` });
+        callflow.endCall({ notify: false, notice: `Your call was withdrawn by the server (${payload?.reason ?? 'no reason'}).` });
       }
       updateIncoming();
       render();
@@ -834,11 +706,11 @@ function serverEndedCall(call, payload) {
   }
   if (reason === 'peer-disconnected') {
     fail('call', { title: 'Peer left', message: `${who} left the call (disconnected).` });
-    endCall({ notify: false });
+    callflow.endCall({ notify: false });
   } else if (reason === 'server-shutdown') {
-    endCall({ notify: false, notice: 'The server stopped, and the call had no connection of its own yet.' });
+    callflow.endCall({ notify: false, notice: 'The server stopped, and the call had no connection of its own yet.' });
   } else {
-    endCall({ notify: false, notice: `${who} hung up.` });
+    callflow.endCall({ notify: false, notice: `${who} hung up.` });
   }
 }
 
@@ -942,10 +814,11 @@ const iceServers = () => ice.get();
 
 const ringer = createRinger({ onOpen: () => render() });
 const media = createMedia(page);
+const callflow = createCallFlow(page, { ice, media, updateIncoming: () => updateIncoming() });
 
 ui.bind({
   onCall: () => placeCall(false),
-  onHangup: () => endCall(),
+  onHangup: () => callflow.endCall(),
   onAnswer: (offerId) => answerCall(offerId, false),
   onDecline: decline,
   onMute: media.toggleMute,
@@ -964,7 +837,7 @@ ui.bind({
     if (nextName === state.name && nextRoom === state.room && state.me && !state.refused) {
       return;
     }
-    endCall();
+    callflow.endCall();
     state.name = nextName;
     state.room = nextRoom;
     state.resume = null;
@@ -986,14 +859,7 @@ ui.bind({
     connect();
   },
   onReconnect: () => state.signaling?.reconnect(),
-  onChat: (text) => {
-    const line = state.call?.sendChat(text) ?? null;
-    if (line) {
-      addChat(line);
-      render();
-    }
-    return line !== null;
-  },
+  onChat: callflow.sendChat,
   onDevice: media.chooseDevice,
   onDevicesOpen: media.refreshDevices,
   onCopyLink: () => {
@@ -1030,7 +896,7 @@ ui.bind({
   onNotify: () => ringer.askNotifications().then(render),
 });
 
-window.addEventListener('pagehide', () => endCall());
+window.addEventListener('pagehide', () => callflow.endCall());
 navigator.mediaDevices?.addEventListener?.('devicechange', media.refreshDevices);
 // the call timer
 setInterval(() => state.call?.view().connectedAt && render(), 1000);
