@@ -3,15 +3,15 @@
  * The page: owns the single state object and wires the modules together. The only module
  * with top-level effects, and the only one that changes `state`.
  *
- * The flow modules (media.js, callflow.js; the flows still in this file move out one
+ * The flow modules (media.js, callflow.js, answering.js; the flows still in this file move out one
  * at a time) keep nothing of their own: they get `page`, read the
  * state with `page.get()` (typed read-only: StateView), and change it only through the
  * functions here, `page.update(patch)` for plain fields and a setter for each field that
  * has a rule (phase, ICE and socket trails, errors, the room's offers).
  */
-import { channelFor } from './call.js';
+import { createAnswering } from './answering.js';
 import { createCallFlow } from './callflow.js';
-import { alreadyAllowed, canPickSpeaker, describe, missingMessage, openMedia } from './devices.js';
+import { canPickSpeaker, describe } from './devices.js';
 import { createIceServers } from './iceservers.js';
 import { createLogger, levelFromQuery } from './log.js';
 import { createMedia } from './media.js';
@@ -352,7 +352,7 @@ async function placeCall(receiveOnly = false) {
   if (state.call) {
     return;
   }
-  stopRinging();
+  ringer.stop();
   const servers = await iceServers().catch(() => /** @type {RTCIceServer[]} */ ([]));
   const call = callflow.newCall('caller', null, '', servers, true);
   callflow.adopt(call);
@@ -409,167 +409,11 @@ function settleDoubleCall() {
   state.stream = null; // keep the camera for the answer
   call.hangup();
   state.call = null;
-  answerCall(earlier.offerId, stream === null, stream ?? undefined).then(() => {
+  answering.answerCall(earlier.offerId, stream === null, stream ?? undefined).then(() => {
     if (state.call) {
       ui.showNotice(`${earlier.offererUserName} called at the same time: you are in their call.`);
     }
   });
-}
-
-/**
- * Answer a waiting offer.
- * @param {string} offerId
- * @param {boolean} receiveOnly
- * @param {MediaStream} [reuse]  media already open (a double call)
- */
-async function answerCall(offerId, receiveOnly = false, reuse) {
-  const clicked = performance.now();
-  const view = state.offers.get(offerId);
-  if (state.call || !view) {
-    return;
-  }
-  const ready = state.prepared?.offerId === offerId && !receiveOnly ? state.prepared : null;
-  if (!ready) {
-    discardPrepared();
-  }
-  state.prepared = null;
-  state.incoming = null;
-  /** @type {Call} */
-  let call;
-  /** @type {MediaStream | null} */
-  let stream;
-  /** @type {Promise<RTCSessionDescriptionInit>} */
-  let answering;
-  if (ready) {
-    // Prepared before the click: answer first, show it after (issue 8: nothing before
-    // the answer that ICE does not need).
-    call = ready.call;
-    stream = ready.stream;
-    callflow.adopt(call);
-    answering = call.answer(view, stream);
-    performance.mark('callbox:click', { startTime: clicked });
-    queueMicrotask(() => {
-      // after the answer's first step (queued first): the page follows the call
-      stopRinging();
-      setPhase('connecting');
-    });
-  } else {
-    stopRinging();
-    call = callflow.newCall('answerer', offerId, view.offererUserName, ice.current() ?? (await iceServers().catch(() => [])), channelFor(view));
-    callflow.adopt(call);
-    performance.mark('callbox:click', { startTime: clicked });
-    setPhase('connecting');
-    stream = reuse ?? null;
-    if (!receiveOnly && !stream) {
-      const opened = await media.startMedia('Answer without camera', () => answerCall(offerId, true));
-      if (opened === undefined) {
-        call.close();
-        state.call = null;
-        setPhase('idle');
-        return;
-      }
-      stream = opened;
-    }
-    if (!current(call)) {
-      stream?.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    answering = call.answer(view, receiveOnly ? null : stream);
-  }
-  media.useStream(receiveOnly ? null : stream);
-  try {
-    const answer = await answering;
-    const acked = send('newAnswer', { offerId, offererUserName: view.offererUserName, answer });
-    mark('answer-sent');
-    const buffered = await acked;
-    mark('answer-acked');
-    if (current(call)) {
-      call.addCandidates(Array.isArray(buffered) ? buffered : []);
-    }
-  } catch (err) {
-    if (!current(call)) {
-      return;
-    }
-    const code = /** @type {any} */ (err).code;
-    if (code === 'offer_taken' || code === 'not_found') {
-      fail('call', {
-        title: 'Call already taken',
-        message: `The call from ${view.offererUserName} was already taken by someone else, or withdrawn.`,
-      });
-      state.offers.delete(offerId);
-      callflow.endCall({ notify: false });
-    } else {
-      fail('call', { title: 'Answer failed', message: describe(err) });
-      callflow.endCall();
-    }
-  }
-}
-
-// ---------------------------------------------------------------- ringing and preparing
-
-function stopRinging() {
-  ringer.stop();
-}
-
-function discardPrepared() {
-  const prepared = state.prepared;
-  state.prepared = null;
-  if (prepared) {
-    prepared.call.close();
-    prepared.stream?.getTracks().forEach((t) => t.stop());
-  }
-}
-
-/** Ring for the oldest waiting call nobody here declined, while this page has no call. */
-function updateIncoming() {
-  const next = state.call ? undefined : [...state.offers.values()].find((o) => !state.declined.has(o.offerId));
-  if (next?.offerId === state.incoming?.offerId) {
-    return;
-  }
-  stopRinging();
-  discardPrepared();
-  state.incoming = next ? { offerId: next.offerId, name: next.offererUserName } : null;
-  if (next) {
-    ringer.start(next.offererUserName);
-    prepare(next);
-  }
-  render();
-}
-
-/**
- * Before the click (issue 8): where the user already allowed the camera and microphone,
- * open them and set the caller's offer and candidates, so Answer only has to answer.
- * @param {OfferView} view
- */
-async function prepare(view) {
-  if (!(await alreadyAllowed()) || state.incoming?.offerId !== view.offerId || state.call) {
-    return;
-  }
-  const servers = await iceServers().catch(() => /** @type {RTCIceServer[]} */ ([]));
-  const opened = await openMedia({ camera: state.chosen.camera, microphone: state.chosen.microphone });
-  if (state.incoming?.offerId !== view.offerId || state.call || state.prepared) {
-    opened.stream?.getTracks().forEach((t) => t.stop());
-    return;
-  }
-  if (!opened.stream || missingMessage(opened)) {
-    opened.stream?.getTracks().forEach((t) => t.stop());
-    return; // the click will open them and say what is missing
-  }
-  const call = callflow.newCall('answerer', view.offerId, view.offererUserName, servers, channelFor(view));
-  state.prepared = { offerId: view.offerId, call, stream: opened.stream };
-  call.prepare(view, opened.stream).catch((err) => {
-    log.warn('could not prepare the answer', describe(err));
-    if (state.prepared?.call === call) {
-      discardPrepared();
-    }
-  });
-}
-
-/** @param {string} offerId */
-function decline(offerId) {
-  state.declined.add(offerId);
-  send('decline', { offerId }).catch((err) => log.warn('decline', describe(err)));
-  updateIncoming();
 }
 
 // ---------------------------------------------------------------- server events
@@ -622,7 +466,7 @@ function offersArrived(views) {
       state.offers.set(view.offerId, view);
     }
   }
-  updateIncoming();
+  answering.updateIncoming();
   settleDoubleCall();
   render();
 }
@@ -651,7 +495,7 @@ function onServerEvent(event, payload) {
       if (call?.view().role === 'caller' && callId === payload?.offerId && payload?.reason !== 'answered') {
         callflow.endCall({ notify: false, notice: `Your call was withdrawn by the server (${payload?.reason ?? 'no reason'}).` });
       }
-      updateIncoming();
+      answering.updateIncoming();
       render();
       break;
     case 'answerResponse':
@@ -814,13 +658,14 @@ const iceServers = () => ice.get();
 
 const ringer = createRinger({ onOpen: () => render() });
 const media = createMedia(page);
-const callflow = createCallFlow(page, { ice, media, updateIncoming: () => updateIncoming() });
+const callflow = createCallFlow(page, { ice, media, updateIncoming: () => answering.updateIncoming() });
+const answering = createAnswering(page, { ice, ringer, callflow, media });
 
 ui.bind({
   onCall: () => placeCall(false),
   onHangup: () => callflow.endCall(),
-  onAnswer: (offerId) => answerCall(offerId, false),
-  onDecline: decline,
+  onAnswer: (offerId) => answering.answerCall(offerId, false),
+  onDecline: answering.decline,
   onMute: media.toggleMute,
   onCamera: media.toggleCamera,
   onScreen: media.toggleScreen,
