@@ -3,7 +3,7 @@
  * The page: owns the single state object and wires the modules together. The only module
  * with top-level effects, and the only one that changes `state`.
  *
- * The flow modules (media.js, callflow.js, answering.js; the flows still in this file move out one
+ * The flow modules (media.js, callflow.js, answering.js, placing.js; the flows still in this file move out one
  * at a time) keep nothing of their own: they get `page`, read the
  * state with `page.get()` (typed read-only: StateView), and change it only through the
  * functions here, `page.update(patch)` for plain fields and a setter for each field that
@@ -16,6 +16,7 @@ import { createIceServers } from './iceservers.js';
 import { createLogger, levelFromQuery } from './log.js';
 import { createMedia } from './media.js';
 import { describeCheck, runCheck } from './netcheck.js';
+import { createPlacing } from './placing.js';
 import { createRinger } from './ringing.js';
 import { createSignaling } from './signaling.js';
 import { restartAfterRefresh } from './stats.js';
@@ -345,77 +346,6 @@ function roomLink(room) {
   return url.href;
 }
 
-// ---------------------------------------------------------------- the call
-
-/** Place a call: the offer waits on the server until someone answers it. */
-async function placeCall(receiveOnly = false) {
-  if (state.call) {
-    return;
-  }
-  ringer.stop();
-  const servers = await iceServers().catch(() => /** @type {RTCIceServer[]} */ ([]));
-  const call = callflow.newCall('caller', null, '', servers, true);
-  callflow.adopt(call);
-  setPhase('calling');
-  const stream = receiveOnly ? null : await media.startMedia('Call without camera', () => placeCall(true));
-  if (stream === undefined) {
-    call.close();
-    state.call = null;
-    setPhase('idle');
-    return;
-  }
-  if (!current(call)) {
-    stream?.getTracks().forEach((t) => t.stop());
-    return;
-  }
-  media.useStream(stream);
-  try {
-    const offer = await call.offer(stream);
-    const ack = await send('newOffer', offer);
-    if (!current(call)) {
-      send('hangup', { offerId: ack.offerId }).catch(() => {}); // hung up meanwhile: withdraw
-      return;
-    }
-    call.setOfferId(ack.offerId);
-    ui.showNotice('Waiting for someone to answer…');
-    render();
-    settleDoubleCall();
-  } catch (err) {
-    if (current(call)) {
-      fail('call', { title: 'Call failed', message: describe(err) });
-      callflow.endCall();
-    }
-  }
-}
-
-/**
- * Both sides clicked Call at once: each sees the other's offer while its own waits. The
- * one whose offer id sorts higher withdraws its offer and answers the other's; the other
- * keeps waiting and is answered. So they end in one call.
- */
-function settleDoubleCall() {
-  const call = state.call;
-  const view = call?.view();
-  if (!call || !view || view.role !== 'caller' || view.phase !== 'calling' || !view.offerId) {
-    return;
-  }
-  const mine = view.offerId;
-  const earlier = [...state.offers.values()].find((o) => o.offerId < mine && !state.declined.has(o.offerId));
-  if (!earlier) {
-    return;
-  }
-  log.info('both called at once: answering', earlier.offererUserName);
-  const stream = state.stream;
-  state.stream = null; // keep the camera for the answer
-  call.hangup();
-  state.call = null;
-  answering.answerCall(earlier.offerId, stream === null, stream ?? undefined).then(() => {
-    if (state.call) {
-      ui.showNotice(`${earlier.offererUserName} called at the same time: you are in their call.`);
-    }
-  });
-}
-
 // ---------------------------------------------------------------- server events
 
 /** @param {any} payload  welcome */
@@ -467,7 +397,7 @@ function offersArrived(views) {
     }
   }
   answering.updateIncoming();
-  settleDoubleCall();
+  placing.settleDoubleCall();
   render();
 }
 
@@ -660,9 +590,10 @@ const ringer = createRinger({ onOpen: () => render() });
 const media = createMedia(page);
 const callflow = createCallFlow(page, { ice, media, updateIncoming: () => answering.updateIncoming() });
 const answering = createAnswering(page, { ice, ringer, callflow, media });
+const placing = createPlacing(page, { iceServers, ringer, callflow, media, answerCall: answering.answerCall });
 
 ui.bind({
-  onCall: () => placeCall(false),
+  onCall: () => placing.placeCall(false),
   onHangup: () => callflow.endCall(),
   onAnswer: (offerId) => answering.answerCall(offerId, false),
   onDecline: answering.decline,
