@@ -3,7 +3,7 @@
  * The page: owns the single state object and wires the modules together. The only module
  * with top-level effects, and the only one that changes `state`.
  *
- * The flow modules (media.js, callflow.js, answering.js, placing.js; the flows still in this file move out one
+ * The flow modules (media.js, callflow.js, answering.js, placing.js, events.js; the flows still in this file move out one
  * at a time) keep nothing of their own: they get `page`, read the
  * state with `page.get()` (typed read-only: StateView), and change it only through the
  * functions here, `page.update(patch)` for plain fields and a setter for each field that
@@ -12,6 +12,7 @@
 import { createAnswering } from './answering.js';
 import { createCallFlow } from './callflow.js';
 import { canPickSpeaker, describe } from './devices.js';
+import { createEvents } from './events.js';
 import { createIceServers } from './iceservers.js';
 import { createLogger, levelFromQuery } from './log.js';
 import { createMedia } from './media.js';
@@ -346,148 +347,6 @@ function roomLink(room) {
   return url.href;
 }
 
-// ---------------------------------------------------------------- server events
-
-/** @param {any} payload  welcome */
-function welcomed(payload) {
-  state.resumeTried = null;
-  const call = state.call;
-  const keptId = payload.resumed ? (payload.offerId ?? null) : null;
-  const callId = call?.view().offerId ?? null;
-  if (call && callId !== null && callId !== keptId) {
-    // The server no longer has our call (a restart, or the socket was away too long).
-    if (call.flowing() && call.channelOpen()) {
-      call.detachFromServer();
-      ui.showNotice('Connected to the server again; the call goes on directly between you.');
-    } else {
-      fail('call', {
-        title: 'Call ended',
-        message: 'The connection to the server was lost for too long, so the call ended.',
-      });
-      callflow.endCall({ notify: false });
-    }
-  }
-  const asked = state.name;
-  state.me = String(payload.userName ?? '');
-  state.room = String(payload.room ?? state.room);
-  state.nameNote =
-    state.me && state.me !== asked && !payload.resumed
-      ? `“${asked}” is already taken in this room, so you are “${state.me}”.`
-      : state.me === asked
-        ? ''
-        : state.nameNote;
-  state.roomNote = '';
-  ui.setIdentity(state.me || asked, state.room);
-  ice.welcome(payload.iceServers, payload.iceServersTtl);
-  if (Array.isArray(payload.iceServers)) {
-    call?.setIceServers(payload.iceServers);
-  }
-  state.resume = typeof payload.resume === 'string' ? payload.resume : null;
-  state.needPassword = false;
-  state.refused = false;
-  clearError('auth');
-  render();
-}
-
-/** @param {OfferView[]} views */
-function offersArrived(views) {
-  for (const view of views) {
-    if (view?.offerId) {
-      state.offers.set(view.offerId, view);
-    }
-  }
-  answering.updateIncoming();
-  placing.settleDoubleCall();
-  render();
-}
-
-/**
- * @param {string} event
- * @param {any} payload
- */
-function onServerEvent(event, payload) {
-  const call = state.call;
-  const callId = call?.view().offerId ?? null;
-  switch (event) {
-    case 'welcome':
-      welcomed(payload);
-      break;
-    case 'availableOffers':
-      state.offers = new Map();
-      offersArrived(Array.isArray(payload) ? payload : []);
-      break;
-    case 'newOfferAwaiting':
-      offersArrived(Array.isArray(payload) ? payload : [payload]);
-      break;
-    case 'offerRemoved':
-      state.offers.delete(payload?.offerId);
-      state.declined.delete(payload?.offerId);
-      if (call?.view().role === 'caller' && callId === payload?.offerId && payload?.reason !== 'answered') {
-        callflow.endCall({ notify: false, notice: `Your call was withdrawn by the server (${payload?.reason ?? 'no reason'}).` });
-      }
-      answering.updateIncoming();
-      render();
-      break;
-    case 'answerResponse':
-      if (call?.view().role === 'caller' && payload?.offerId === callId) {
-        ui.showNotice('');
-        call.answered(payload);
-      }
-      break;
-    case 'receivedIceCandidateFromServer':
-      call?.remoteCandidate(payload);
-      break;
-    case 'renegotiate':
-      if (call && payload?.description && (!payload.offerId || payload.offerId === callId)) {
-        call.renegotiate(payload.description);
-      }
-      break;
-    case 'offerDeclined':
-      if (call && payload?.offerId === callId) {
-        ui.showNotice(`${payload.by ?? 'Someone'} declined your call. It is still waiting for others in the room.`);
-      }
-      break;
-    case 'callEnded':
-      if (call && (payload?.offerId === undefined || payload.offerId === callId)) {
-        serverEndedCall(call, payload);
-      }
-      break;
-    case 'signalingError':
-      fail('server', {
-        title: 'Server refused a request',
-        message: `${payload?.message ?? payload?.code ?? 'unknown error'}${payload?.event ? ` (${payload.event})` : ''}`,
-      });
-      break;
-    default:
-      log.debug('unhandled event', event);
-  }
-}
-
-/**
- * @param {Call} call
- * @param {any} payload  callEnded
- */
-function serverEndedCall(call, payload) {
-  const who = payload?.by ? String(payload.by) : call.view().peerName || 'The other side';
-  const reason = String(payload?.reason ?? '');
-  if (call.serverEnded(reason)) {
-    ui.showNotice(
-      reason === 'server-shutdown'
-        ? 'The server is restarting; the call goes on directly between you.'
-        : `${who} lost contact with the server; the call goes on directly between you.`,
-    );
-    return;
-  }
-  if (reason === 'peer-disconnected') {
-    fail('call', { title: 'Peer left', message: `${who} left the call (disconnected).` });
-    callflow.endCall({ notify: false });
-  } else if (reason === 'server-shutdown') {
-    callflow.endCall({ notify: false, notice: 'The server stopped, and the call had no connection of its own yet.' });
-  } else {
-    callflow.endCall({ notify: false, notice: `${who} hung up.` });
-  }
-}
-
 /**
  * @param {import('./signaling.js').SocketStatus} status
  * @param {import('./signaling.js').StatusDetail} detail
@@ -561,7 +420,7 @@ function connect() {
       state.resumeTried = state.resume;
       return auth;
     },
-    onEvent: onServerEvent,
+    onEvent: events.onServerEvent,
     onStatus: onSocketStatus,
     log: log.child('socket'),
   });
@@ -591,6 +450,7 @@ const media = createMedia(page);
 const callflow = createCallFlow(page, { ice, media, updateIncoming: () => answering.updateIncoming() });
 const answering = createAnswering(page, { ice, ringer, callflow, media });
 const placing = createPlacing(page, { iceServers, ringer, callflow, media, answerCall: answering.answerCall });
+const events = createEvents(page, { ice, callflow, updateIncoming: answering.updateIncoming, settleDoubleCall: placing.settleDoubleCall });
 
 ui.bind({
   onCall: () => placing.placeCall(false),
