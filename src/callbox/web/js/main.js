@@ -3,7 +3,7 @@
  * The page: owns the single state object and wires the modules together. The only module
  * with top-level effects, and the only one that changes `state`.
  *
- * The flow modules (media.js, callflow.js, answering.js, placing.js, events.js; the flows still in this file move out one
+ * The flow modules (media.js, callflow.js, answering.js, placing.js, events.js, connection.js; the flows still in this file move out one
  * at a time) keep nothing of their own: they get `page`, read the
  * state with `page.get()` (typed read-only: StateView), and change it only through the
  * functions here, `page.update(patch)` for plain fields and a setter for each field that
@@ -11,6 +11,7 @@
  */
 import { createAnswering } from './answering.js';
 import { createCallFlow } from './callflow.js';
+import { createConnection } from './connection.js';
 import { canPickSpeaker, describe } from './devices.js';
 import { createEvents } from './events.js';
 import { createIceServers } from './iceservers.js';
@@ -19,7 +20,6 @@ import { createMedia } from './media.js';
 import { describeCheck, runCheck } from './netcheck.js';
 import { createPlacing } from './placing.js';
 import { createRinger } from './ringing.js';
-import { createSignaling } from './signaling.js';
 import { restartAfterRefresh } from './stats.js';
 import { initialDevices, initialName, initialRoom, saveName } from './prefs.js';
 import { createUi } from './ui.js';
@@ -347,84 +347,7 @@ function roomLink(room) {
   return url.href;
 }
 
-/**
- * @param {import('./signaling.js').SocketStatus} status
- * @param {import('./signaling.js').StatusDetail} detail
- */
-function onSocketStatus(status, detail) {
-  if (status === 'offline' && detail.code === 'invalid_payload' && /resume/.test(detail.reason ?? '') && state.declareResume && !state.resumeTried) {
-    // An older server that does not know `resume: true`: connect as its seed clients do.
-    log.warn('the server does not take auth.resume: true; connecting without it');
-    state.declareResume = false;
-    state.signaling?.reconnect();
-    return;
-  }
-  if (status === 'offline' && detail.code === 'unauthorized' && state.resumeTried) {
-    // PLAN.md decision 5: the server would not resume (it restarted, or the grace is
-    // over). Connect as a new session; a call whose media flows goes on (see welcomed).
-    log.warn('resume refused; connecting as a new session');
-    state.resume = null;
-    state.resumeTried = null;
-    state.signaling?.reconnect();
-    return;
-  }
-  if (state.socket !== status || state.socketTrail.length === 0) {
-    pushTrail(state.socketTrail, status);
-  }
-  state.socket = status;
-  if (status === 'connected') {
-    clearError('socket');
-  } else if (detail.code === 'unauthorized') {
-    state.needPassword = true;
-    fail('auth', {
-      title: 'Password needed',
-      message: state.password
-        ? 'The server refused this password. Enter it again.'
-        : 'This server needs a password. Enter it below.',
-    });
-  } else if (detail.code === 'invalid_payload' || detail.code === 'too_large' || detail.code === 'forbidden') {
-    const text = detail.reason ?? detail.error ?? 'refused';
-    if (/name/i.test(text) && !/room/i.test(text)) {
-      state.nameNote = `The server refused this name: ${text}`;
-    } else {
-      state.roomNote = `The server refused this room: ${text}`;
-    }
-    state.refused = true;
-  } else if (detail.error || (detail.reason && detail.reason !== 'io client disconnect')) {
-    const retrying = status === 'reconnecting' ? ' Retrying by itself…' : '';
-    const keeping = state.call && status === 'reconnecting' ? ' The call goes on meanwhile.' : '';
-    fail('socket', {
-      title: 'Server unreachable',
-      message: `Lost contact with the signaling server (${detail.error ?? detail.reason}).${retrying}${keeping}`,
-      action: { label: 'Reconnect now', run: () => state.signaling?.reconnect() },
-    });
-  }
-  render();
-}
 
-function connect() {
-  state.signaling?.close();
-  state.me = '';
-  state.offers = new Map();
-  state.refused = false;
-  state.signaling = createSignaling({
-    auth: () => {
-      /** @type {import('./signaling.js').Auth} */
-      const auth = { userName: state.name, room: state.room };
-      if (state.resume || state.declareResume) {
-        auth.resume = state.resume ?? true;
-      }
-      if (state.password) {
-        auth.password = state.password;
-      }
-      state.resumeTried = state.resume;
-      return auth;
-    },
-    onEvent: events.onServerEvent,
-    onStatus: onSocketStatus,
-    log: log.child('socket'),
-  });
-}
 
 // ---------------------------------------------------------------- wiring
 
@@ -451,6 +374,7 @@ const callflow = createCallFlow(page, { ice, media, updateIncoming: () => answer
 const answering = createAnswering(page, { ice, ringer, callflow, media });
 const placing = createPlacing(page, { iceServers, ringer, callflow, media, answerCall: answering.answerCall });
 const events = createEvents(page, { ice, callflow, updateIncoming: answering.updateIncoming, settleDoubleCall: placing.settleDoubleCall });
+const connection = createConnection(page, { onEvent: events.onServerEvent });
 
 ui.bind({
   onCall: () => placing.placeCall(false),
@@ -487,14 +411,14 @@ ui.bind({
     url.searchParams.set('room', nextRoom);
     history.replaceState(null, '', url);
     ui.setIdentity(nextName, nextRoom);
-    connect();
+    connection.connect();
   },
   onPassword: (password) => {
     state.password = password;
     state.resume = null;
-    connect();
+    connection.connect();
   },
-  onReconnect: () => state.signaling?.reconnect(),
+  onReconnect: connection.reconnect,
   onChat: callflow.sendChat,
   onDevice: media.chooseDevice,
   onDevicesOpen: media.refreshDevices,
@@ -542,4 +466,4 @@ if (!ROOM_RE.test(state.room)) {
 }
 ui.setIdentity(state.name, state.room);
 render();
-connect();
+connection.connect();
