@@ -3,25 +3,27 @@
  * The page: owns the single state object and wires the modules together. The only module
  * with top-level effects, and the only one that changes `state`.
  *
- * The flow modules (media.js, callflow.js, answering.js, placing.js, events.js, connection.js; the flows still in this file move out one
- * at a time) keep nothing of their own: they get `page`, read the
+ * The flows (placing.js, answering.js, callflow.js, media.js, events.js, connection.js,
+ * identity.js, invite.js, checking.js) keep nothing of their own: they get `page`, read the
  * state with `page.get()` (typed read-only: StateView), and change it only through the
  * functions here, `page.update(patch)` for plain fields and a setter for each field that
  * has a rule (phase, ICE and socket trails, errors, the room's offers).
  */
 import { createAnswering } from './answering.js';
 import { createCallFlow } from './callflow.js';
+import { createChecking } from './checking.js';
 import { createConnection } from './connection.js';
-import { canPickSpeaker, describe } from './devices.js';
+import { canPickSpeaker } from './devices.js';
 import { createEvents } from './events.js';
 import { createIceServers } from './iceservers.js';
+import { createIdentity } from './identity.js';
+import { createInvite, roomLink } from './invite.js';
 import { createLogger, levelFromQuery } from './log.js';
 import { createMedia } from './media.js';
-import { describeCheck, runCheck } from './netcheck.js';
 import { createPlacing } from './placing.js';
 import { createRinger } from './ringing.js';
 import { restartAfterRefresh } from './stats.js';
-import { initialDevices, initialName, initialRoom, saveName } from './prefs.js';
+import { initialDevices, initialName, initialRoom } from './prefs.js';
 import { createUi } from './ui.js';
 
 /** @typedef {import('./ui.js').OfferView} OfferView */
@@ -333,22 +335,6 @@ const page = {
 };
 /** @typedef {typeof page} Page */
 
-// ---------------------------------------------------------------- flows still here
-
-const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
-
-/**
- * @param {string} room
- * @returns {string} the page's address for `room`
- */
-function roomLink(room) {
-  const url = new URL('/', location.origin);
-  url.searchParams.set('room', room);
-  return url.href;
-}
-
-
-
 // ---------------------------------------------------------------- wiring
 
 const ice = createIceServers({
@@ -375,6 +361,9 @@ const answering = createAnswering(page, { ice, ringer, callflow, media });
 const placing = createPlacing(page, { iceServers, ringer, callflow, media, answerCall: answering.answerCall });
 const events = createEvents(page, { ice, callflow, updateIncoming: answering.updateIncoming, settleDoubleCall: placing.settleDoubleCall });
 const connection = createConnection(page, { onEvent: events.onServerEvent });
+const identity = createIdentity(page, { endCall: () => callflow.endCall(), connect: connection.connect });
+const invite = createInvite(page);
+const checking = createChecking(page, { iceServers });
 
 ui.bind({
   onCall: () => placing.placeCall(false),
@@ -384,75 +373,15 @@ ui.bind({
   onMute: media.toggleMute,
   onCamera: media.toggleCamera,
   onScreen: media.toggleScreen,
-  onIdentity: (name, room) => {
-    // The input shows the name the server gave ("twin-2"); unchanged, we keep asking for
-    // the one the user chose ("twin"), which may be free in another room.
-    const nextName = name && name !== state.me ? name : state.name;
-    const nextRoom = room || 'lobby';
-    if (!ROOM_RE.test(nextRoom)) {
-      state.roomNote = 'A room name is 1 to 64 letters, digits, “_” or “-”.';
-      render();
-      return;
-    }
-    if (nextName === state.name && nextRoom === state.room && state.me && !state.refused) {
-      return;
-    }
-    callflow.endCall();
-    state.name = nextName;
-    state.room = nextRoom;
-    state.resume = null;
-    state.nameNote = '';
-    state.roomNote = '';
-    state.declined.clear();
-    state.qr = '';
-    state.qrShown = false;
-    saveName(nextName);
-    const url = new URL(location.href);
-    url.searchParams.set('room', nextRoom);
-    history.replaceState(null, '', url);
-    ui.setIdentity(nextName, nextRoom);
-    connection.connect();
-  },
-  onPassword: (password) => {
-    state.password = password;
-    state.resume = null;
-    connection.connect();
-  },
+  onIdentity: identity.change,
+  onPassword: identity.setPassword,
   onReconnect: connection.reconnect,
   onChat: callflow.sendChat,
   onDevice: media.chooseDevice,
   onDevicesOpen: media.refreshDevices,
-  onCopyLink: () => {
-    navigator.clipboard
-      ?.writeText(roomLink(state.room))
-      .then(() => ui.flashCopy('Copied'))
-      .catch(() => ui.flashCopy('Copy failed: select the link'));
-  },
-  onToggleQr: async () => {
-    state.qrShown = !state.qrShown;
-    if (state.qrShown && !state.qr) {
-      try {
-        const { qrDataUrl } = await import('./qr.js');
-        state.qr = qrDataUrl(roomLink(state.room));
-      } catch (err) {
-        fail('qr', { title: 'No QR code', message: describe(err) });
-      }
-    }
-    render();
-  },
-  onCheck: async () => {
-    state.checking = true;
-    state.check = [];
-    render();
-    try {
-      const servers = await iceServers();
-      state.check = describeCheck(servers, await runCheck(servers));
-    } catch (err) {
-      state.check = [{ result: 'fail', text: `The check could not run: ${describe(err)}` }];
-    }
-    state.checking = false;
-    render();
-  },
+  onCopyLink: invite.copyLink,
+  onToggleQr: invite.toggleQr,
+  onCheck: checking.run,
   onNotify: () => ringer.askNotifications().then(render),
 });
 
@@ -461,9 +390,6 @@ navigator.mediaDevices?.addEventListener?.('devicechange', media.refreshDevices)
 // the call timer
 setInterval(() => state.call?.view().connectedAt && render(), 1000);
 
-if (!ROOM_RE.test(state.room)) {
-  state.roomNote = 'A room name is 1 to 64 letters, digits, “_” or “-”: the server will refuse this one.';
-}
-ui.setIdentity(state.name, state.room);
+identity.start();
 render();
 connection.connect();
