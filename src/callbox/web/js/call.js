@@ -4,7 +4,7 @@
  * it sends and the remote media it plays, and the route its messages take: the data
  * channel once it is open and ICE is up, else the server. main.js owns the page's state
  * and holds the call; the call owns only what belongs to itself, reports every change
- * with `onChange` (main.js reads it back with `view()`), and says when it ended by itself
+ * with `onChange` (callflow.js reads it back with `view()`), and says when it ended by itself
  * (the other side hung up, the connection died) with `onEnd`.
  *
  * Phases: calling (caller, offer waiting) -> connecting -> connected, with
@@ -23,7 +23,7 @@ const ORPHAN_GIVE_UP_MS = 10000;
 /** @typedef {import('./ui.js').ChatLine} ChatLine */
 
 /**
- * @typedef {object} CallView  what main.js reads of a call
+ * @typedef {object} CallView  what the page reads of a call
  * @property {'caller' | 'answerer'} role
  * @property {string | null} offerId
  * @property {string} peerName

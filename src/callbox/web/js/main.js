@@ -1,18 +1,29 @@
 // @ts-check
 /**
- * The page: owns the single state object and wires the modules together (signaling,
- * the call, devices, ringing, stats, the connection check, the UI). The only module with
- * top-level effects, and the only one that changes `state`.
+ * The page: owns the single state object and wires the modules together. The only module
+ * with top-level effects, and the only one that changes `state`.
+ *
+ * The flows (placing.js, answering.js, callflow.js, media.js, events.js, connection.js,
+ * identity.js, invite.js, checking.js) keep nothing of their own: they get `page`, read the
+ * state with `page.get()` (typed read-only: StateView), and change it only through the
+ * functions here, `page.update(patch)` for plain fields and a setter for each field that
+ * has a rule (phase, ICE and socket trails, errors, the room's offers).
  */
-import { createCall, channelFor } from './call.js';
-import { alreadyAllowed, canPickSpeaker, describe, listDevices, missingMessage, openDevice, openMedia, openScreen } from './devices.js';
+import { createAnswering } from './answering.js';
+import { createCallFlow } from './callflow.js';
+import { createChecking } from './checking.js';
+import { createConnection } from './connection.js';
+import { canPickSpeaker } from './devices.js';
+import { createEvents } from './events.js';
 import { createIceServers } from './iceservers.js';
+import { createIdentity } from './identity.js';
+import { createInvite, roomLink } from './invite.js';
 import { createLogger, levelFromQuery } from './log.js';
-import { describeCheck, runCheck } from './netcheck.js';
+import { createMedia } from './media.js';
+import { createPlacing } from './placing.js';
 import { createRinger } from './ringing.js';
-import { createSignaling } from './signaling.js';
-import { createStatsPoller, describeSample, PATH_TEXT, qualityLevel, restartAfterRefresh } from './stats.js';
-import { initialDevices, initialName, initialRoom, saveDevices, saveName } from './prefs.js';
+import { restartAfterRefresh } from './stats.js';
+import { initialDevices, initialName, initialRoom } from './prefs.js';
 import { createUi } from './ui.js';
 
 /** @typedef {import('./ui.js').OfferView} OfferView */
@@ -22,7 +33,6 @@ import { createUi } from './ui.js';
 const TRAIL_LENGTH = 6;
 /** How long "ended" stays on screen before the page shows idle again. */
 const ENDED_MS = 2500;
-const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 const log = createLogger('callbox', levelFromQuery(location.search));
 const ui = createUi();
@@ -69,7 +79,7 @@ const state = {
   chat: [],
   /** @type {{level: string, path: string, text: string} | null} */
   quality: null,
-  /** @type {ReturnType<typeof createStatsPoller> | null} */
+  /** @type {ReturnType<typeof import('./stats.js').createStatsPoller> | null} */
   poller: null,
   /** @type {import('./devices.js').DeviceLists} */
   devices: { cameras: [], microphones: [], speakers: [] },
@@ -89,61 +99,28 @@ const state = {
   signaling: null,
 };
 
-/** @param {string} name  a timeline mark for the benchmark (performance.mark, silent) */
-function mark(name) {
-  performance.mark(`callbox:${name}`);
-}
+/** @typedef {typeof state} State */
+/**
+ * A field as the other modules see it: collections without their mutators, objects with
+ * read-only properties.
+ * @template T
+ * @typedef {T extends Map<infer K, infer V> ? ReadonlyMap<K, V>
+ *   : T extends Set<infer V> ? ReadonlySet<V>
+ *   : T extends Array<infer E> ? ReadonlyArray<E>
+ *   : T extends object ? Readonly<T>
+ *   : T} ReadOnly
+ */
+/** @typedef {{readonly [K in keyof State]: ReadOnly<State[K]>}} StateView  the state, read-only */
+/**
+ * The fields `update` may set: the others change only through their setters.
+ * @typedef {Partial<Omit<State, 'phase' | 'endedTimer' | 'ice' | 'iceTrail' | 'socket' | 'socketTrail' | 'errorKind' | 'offers' | 'declined'>>} Patch
+ */
 
-function roomLink() {
-  const url = new URL('/', location.origin);
-  url.searchParams.set('room', state.room);
-  return url.href;
-}
+// ---------------------------------------------------------------- changing the state
 
-function render() {
-  const view = state.call?.view() ?? null;
-  const stream = state.stream;
-  const seconds = view?.connectedAt ? Math.floor((Date.now() - view.connectedAt) / 1000) : null;
-  ui.render({
-    me: state.me,
-    room: state.room,
-    socket: state.socket,
-    socketTrail: state.socketTrail,
-    canReconnect: state.socket !== 'connected' && !state.needPassword && !state.refused,
-    phase: state.phase,
-    ice: state.ice,
-    iceTrail: state.iceTrail,
-    peerName: view?.peerName ?? '',
-    inCall: view !== null,
-    hasAudio: (stream?.getAudioTracks().length ?? 0) > 0,
-    hasVideo: (stream?.getVideoTracks().length ?? 0) > 0,
-    muted: state.muted,
-    cameraOff: state.cameraOff,
-    sharing: state.screenTrack !== null,
-    canShare: Boolean(navigator.mediaDevices?.getDisplayMedia) && (view?.canRenegotiate ?? false),
-    remote: view?.remote ?? { known: false, audio: false, video: false, screen: false },
-    remoteVideo: view?.remoteVideo ?? 'none',
-    incoming: state.incoming,
-    offers: [...state.offers.values()],
-    needPassword: state.needPassword,
-    chat: state.chat,
-    chatOpen: view?.channelOpen ?? false,
-    seconds,
-    quality: view ? state.quality : null,
-    devices: state.devices,
-    chosen: state.chosen,
-    canPickSpeaker: canPickSpeaker(),
-    notifications: ringer.notifications(),
-    nameNote: state.nameNote,
-    roomNote: state.roomNote,
-    roomInvalid: Boolean(state.roomNote),
-    link: roomLink(),
-    qrShown: state.qrShown,
-    qr: state.qr,
-    checking: state.checking,
-    check: state.check,
-    pipAvailable: document.pictureInPictureEnabled === true,
-  });
+/** @param {Patch} patch  set plain fields (no render: the caller renders when it is done) */
+function update(patch) {
+  Object.assign(state, patch);
 }
 
 /**
@@ -183,6 +160,21 @@ function setIce(ice) {
   }
 }
 
+/** A new call: its ICE trail starts again, at "new". */
+function newIceTrail() {
+  state.iceTrail = [];
+  state.ice = '';
+  setIce('new');
+}
+
+/** @param {import('./signaling.js').SocketStatus} status */
+function setSocket(status) {
+  if (state.socket !== status || state.socketTrail.length === 0) {
+    pushTrail(state.socketTrail, status);
+  }
+  state.socket = status;
+}
+
 /**
  * @param {string} kind  e.g. 'socket', 'call', 'media'
  * @param {UiError} err
@@ -199,6 +191,98 @@ function clearError(kind) {
     state.errorKind = null;
     ui.showError(null);
   }
+}
+
+/** The room's waiting offers. */
+const offers = {
+  /** @param {readonly OfferView[]} views  new (or again announced) offers, in arrival order */
+  add(views) {
+    for (const view of views) {
+      if (view?.offerId) {
+        state.offers.set(view.offerId, view);
+      }
+    }
+  },
+  /** @param {string} offerId */
+  remove(offerId) {
+    state.offers.delete(offerId);
+  },
+  clear() {
+    state.offers = new Map();
+  },
+};
+
+/** The offers this user declined. */
+const declined = {
+  /** @param {string} offerId */
+  add(offerId) {
+    state.declined.add(offerId);
+  },
+  /** @param {string} offerId */
+  remove(offerId) {
+    state.declined.delete(offerId);
+  },
+  clear() {
+    state.declined.clear();
+  },
+};
+
+/** @param {import('./ui.js').ChatLine} line */
+function addChat(line) {
+  state.chat = [...state.chat, line].slice(-200);
+}
+
+// ---------------------------------------------------------------- reading the state
+
+function render() {
+  const view = state.call?.view() ?? null;
+  const stream = state.stream;
+  const seconds = view?.connectedAt ? Math.floor((Date.now() - view.connectedAt) / 1000) : null;
+  ui.render({
+    me: state.me,
+    room: state.room,
+    socket: state.socket,
+    socketTrail: state.socketTrail,
+    canReconnect: state.socket !== 'connected' && !state.needPassword && !state.refused,
+    phase: state.phase,
+    ice: state.ice,
+    iceTrail: state.iceTrail,
+    peerName: view?.peerName ?? '',
+    inCall: view !== null,
+    hasAudio: (stream?.getAudioTracks().length ?? 0) > 0,
+    hasVideo: (stream?.getVideoTracks().length ?? 0) > 0,
+    muted: state.muted,
+    cameraOff: state.cameraOff,
+    sharing: state.screenTrack !== null,
+    canShare: Boolean(navigator.mediaDevices?.getDisplayMedia) && (view?.canRenegotiate ?? false),
+    remote: view?.remote ?? { known: false, audio: false, video: false, screen: false },
+    remoteVideo: view?.remoteVideo ?? 'none',
+    incoming: state.incoming,
+    offers: [...state.offers.values()],
+    needPassword: state.needPassword,
+    chat: state.chat,
+    chatOpen: view?.channelOpen ?? false,
+    seconds,
+    quality: view ? state.quality : null,
+    devices: state.devices,
+    chosen: state.chosen,
+    canPickSpeaker: canPickSpeaker(),
+    notifications: ringer.notifications(),
+    nameNote: state.nameNote,
+    roomNote: state.roomNote,
+    roomInvalid: Boolean(state.roomNote),
+    link: roomLink(state.room),
+    qrShown: state.qrShown,
+    qr: state.qr,
+    checking: state.checking,
+    check: state.check,
+    pipAvailable: document.pictureInPictureEnabled === true,
+  });
+}
+
+/** @param {string} name  a timeline mark for the benchmark (performance.mark, silent) */
+function mark(name) {
+  performance.mark(`callbox:${name}`);
 }
 
 /**
@@ -227,7 +311,31 @@ const serverReady = () => state.signaling?.ready() === true;
  */
 const current = (call) => state.call === call;
 
-// ---------------------------------------------------------------- ICE servers (issue 10)
+/** What every flow module gets of the page. */
+const page = {
+  /** @returns {StateView} the state itself, typed read-only: change it with the functions below */
+  get: () => state,
+  update,
+  setPhase,
+  setIce,
+  newIceTrail,
+  setSocket,
+  fail,
+  clearError,
+  offers,
+  declined,
+  addChat,
+  render,
+  mark,
+  send,
+  serverReady,
+  current,
+  ui,
+  log,
+};
+/** @typedef {typeof page} Page */
+
+// ---------------------------------------------------------------- wiring
 
 const ice = createIceServers({
   send,
@@ -243,856 +351,45 @@ const ice = createIceServers({
     }
   },
 });
-
 /** @returns {Promise<RTCIceServer[]>} */
 const iceServers = () => ice.get();
 
-// ---------------------------------------------------------------- the call
-
-/**
- * @param {'caller' | 'answerer'} role
- * @param {string | null} offerId
- * @param {string} peerName
- * @param {RTCIceServer[]} servers
- * @param {boolean} channel
- * @returns {Call}
- */
-function newCall(role, offerId, peerName, servers, channel) {
-  /** @type {Call} */
-  const call = createCall({
-    role,
-    offerId,
-    peerName,
-    iceServers: servers,
-    channel,
-    myName: () => state.me,
-    send,
-    serverReady,
-    log: log.child(role),
-    mark,
-    onChange: () => callChanged(call),
-    onEnd: (ending) => {
-      if (!current(call)) {
-        return;
-      }
-      if (ending.kind === 'error') {
-        fail('call', { title: ending.title, message: ending.message });
-      }
-      finishCall(ending.kind === 'notice' ? ending.message : '');
-    },
-    onChat: (line) => {
-      if (current(call)) {
-        state.chat = [...state.chat, line].slice(-200);
-        render();
-      }
-    },
-  });
-  return call;
-}
-
-/** @param {Call} call */
-function callChanged(call) {
-  if (!current(call)) {
-    return;
-  }
-  const view = call.view();
-  const wasConnected = state.phase === 'connected';
-  setIce(view.ice);
-  if (view.phase === 'connected') {
-    clearError('call');
-    if (!state.poller) {
-      state.poller = createStatsPoller(call.connection, (sample) => {
-        if (current(call)) {
-          state.quality = {
-            level: qualityLevel(sample),
-            path: sample.path ? PATH_TEXT[sample.path] : '',
-            text: describeSample(sample),
-          };
-          render();
-        }
-      });
-    }
-  }
-  if (view.ice === 'disconnected' || view.ice === 'failed') {
-    ice.trouble(); // before the restart that follows, fresh credentials
-  }
-  ui.setRemote(call.remoteMedia());
-  if (view.phase !== state.phase || wasConnected !== (view.phase === 'connected')) {
-    setPhase(view.phase);
-  } else {
-    render();
-  }
-}
-
-/** Make `call` the page's call. */
-function adopt(/** @type {Call} */ call) {
-  clearError('media');
-  clearError('call');
-  ui.showNotice('');
-  for (const entry of performance.getEntriesByType('mark')) {
-    if (entry.name.startsWith('callbox:')) {
-      performance.clearMarks(entry.name); // the timeline is the newest call's
-    }
-  }
-  state.call = call;
-  state.chat = [];
-  state.quality = null;
-  state.iceTrail = [];
-  state.ice = '';
-  setIce('new');
-}
-
-/**
- * Open the camera and microphone for a call; say what is missing. Undefined: nothing
- * could be opened (an alert offers the receive-only way, `retry`).
- * @param {string} retryLabel
- * @param {() => void} retry
- * @returns {Promise<MediaStream | null | undefined>}
- */
-async function startMedia(retryLabel, retry) {
-  const opened = await openMedia({ camera: state.chosen.camera, microphone: state.chosen.microphone });
-  if (!opened.stream) {
-    fail('media', {
-      title: 'No camera or microphone',
-      message: `${missingMessage(opened)} You can still see and hear the other side.`,
-      action: { label: retryLabel, run: retry },
-    });
-    return undefined;
-  }
-  const missing = missingMessage(opened);
-  if (missing) {
-    fail('media', { title: 'Partly on', message: missing });
-  }
-  refreshDevices();
-  return opened.stream;
-}
-
-/** @param {MediaStream | null} stream */
-function useStream(stream) {
-  state.stream = stream;
-  state.muted = false;
-  state.cameraOff = false;
-  ui.setLocalStream(stream);
-}
-
-/** Place a call: the offer waits on the server until someone answers it. */
-async function placeCall(receiveOnly = false) {
-  if (state.call) {
-    return;
-  }
-  stopRinging();
-  const servers = await iceServers().catch(() => /** @type {RTCIceServer[]} */ ([]));
-  const call = newCall('caller', null, '', servers, true);
-  adopt(call);
-  setPhase('calling');
-  const stream = receiveOnly ? null : await startMedia('Call without camera', () => placeCall(true));
-  if (stream === undefined) {
-    call.close();
-    state.call = null;
-    setPhase('idle');
-    return;
-  }
-  if (!current(call)) {
-    stream?.getTracks().forEach((t) => t.stop());
-    return;
-  }
-  useStream(stream);
-  try {
-    const offer = await call.offer(stream);
-    const ack = await send('newOffer', offer);
-    if (!current(call)) {
-      send('hangup', { offerId: ack.offerId }).catch(() => {}); // hung up meanwhile: withdraw
-      return;
-    }
-    call.setOfferId(ack.offerId);
-    ui.showNotice('Waiting for someone to answer…');
-    render();
-    settleDoubleCall();
-  } catch (err) {
-    if (current(call)) {
-      fail('call', { title: 'Call failed', message: describe(err) });
-      endCall();
-    }
-  }
-}
-
-/**
- * Both sides clicked Call at once: each sees the other's offer while its own waits. The
- * one whose offer id sorts higher withdraws its offer and answers the other's; the other
- * keeps waiting and is answered. So they end in one call.
- */
-function settleDoubleCall() {
-  const call = state.call;
-  const view = call?.view();
-  if (!call || !view || view.role !== 'caller' || view.phase !== 'calling' || !view.offerId) {
-    return;
-  }
-  const mine = view.offerId;
-  const earlier = [...state.offers.values()].find((o) => o.offerId < mine && !state.declined.has(o.offerId));
-  if (!earlier) {
-    return;
-  }
-  log.info('both called at once: answering', earlier.offererUserName);
-  const stream = state.stream;
-  state.stream = null; // keep the camera for the answer
-  call.hangup();
-  state.call = null;
-  answerCall(earlier.offerId, stream === null, stream ?? undefined).then(() => {
-    if (state.call) {
-      ui.showNotice(`${earlier.offererUserName} called at the same time: you are in their call.`);
-    }
-  });
-}
-
-/**
- * Answer a waiting offer.
- * @param {string} offerId
- * @param {boolean} receiveOnly
- * @param {MediaStream} [reuse]  media already open (a double call)
- */
-async function answerCall(offerId, receiveOnly = false, reuse) {
-  const clicked = performance.now();
-  const view = state.offers.get(offerId);
-  if (state.call || !view) {
-    return;
-  }
-  const ready = state.prepared?.offerId === offerId && !receiveOnly ? state.prepared : null;
-  if (!ready) {
-    discardPrepared();
-  }
-  state.prepared = null;
-  state.incoming = null;
-  /** @type {Call} */
-  let call;
-  /** @type {MediaStream | null} */
-  let stream;
-  /** @type {Promise<RTCSessionDescriptionInit>} */
-  let answering;
-  if (ready) {
-    // Prepared before the click: answer first, show it after (issue 8: nothing before
-    // the answer that ICE does not need).
-    call = ready.call;
-    stream = ready.stream;
-    adopt(call);
-    answering = call.answer(view, stream);
-    performance.mark('callbox:click', { startTime: clicked });
-    queueMicrotask(() => {
-      // after the answer's first step (queued first): the page follows the call
-      stopRinging();
-      setPhase('connecting');
-    });
-  } else {
-    stopRinging();
-    call = newCall('answerer', offerId, view.offererUserName, ice.current() ?? (await iceServers().catch(() => [])), channelFor(view));
-    adopt(call);
-    performance.mark('callbox:click', { startTime: clicked });
-    setPhase('connecting');
-    stream = reuse ?? null;
-    if (!receiveOnly && !stream) {
-      const opened = await startMedia('Answer without camera', () => answerCall(offerId, true));
-      if (opened === undefined) {
-        call.close();
-        state.call = null;
-        setPhase('idle');
-        return;
-      }
-      stream = opened;
-    }
-    if (!current(call)) {
-      stream?.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    answering = call.answer(view, receiveOnly ? null : stream);
-  }
-  useStream(receiveOnly ? null : stream);
-  try {
-    const answer = await answering;
-    const acked = send('newAnswer', { offerId, offererUserName: view.offererUserName, answer });
-    mark('answer-sent');
-    const buffered = await acked;
-    mark('answer-acked');
-    if (current(call)) {
-      call.addCandidates(Array.isArray(buffered) ? buffered : []);
-    }
-  } catch (err) {
-    if (!current(call)) {
-      return;
-    }
-    const code = /** @type {any} */ (err).code;
-    if (code === 'offer_taken' || code === 'not_found') {
-      fail('call', {
-        title: 'Call already taken',
-        message: `The call from ${view.offererUserName} was already taken by someone else, or withdrawn.`,
-      });
-      state.offers.delete(offerId);
-      endCall({ notify: false });
-    } else {
-      fail('call', { title: 'Answer failed', message: describe(err) });
-      endCall();
-    }
-  }
-}
-
-/**
- * Release what the call used and show it ended.
- * @param {string} notice  what to say ('' for nothing)
- */
-function finishCall(notice) {
-  state.call = null;
-  state.poller?.stop();
-  state.poller = null;
-  state.stream?.getTracks().forEach((t) => t.stop());
-  state.screenTrack?.stop();
-  state.screenTrack = null;
-  useStream(null);
-  ui.setRemote({ main: null, camera: null, audio: null });
-  ui.showNotice(notice);
-  setIce('closed');
-  setPhase('ended');
-  updateIncoming();
-}
-
-/**
- * The one way a call ends here: hang up, page hidden, failure.
- * @param {{notify?: boolean, notice?: string}} [options]  notify: tell the other side
- */
-function endCall({ notify = true, notice = '' } = {}) {
-  const call = state.call;
-  if (!call) {
-    return;
-  }
-  if (notify) {
-    call.hangup();
-  } else {
-    call.close();
-  }
-  finishCall(notice);
-}
-
-// ---------------------------------------------------------------- ringing and preparing
-
 const ringer = createRinger({ onOpen: () => render() });
-
-function stopRinging() {
-  ringer.stop();
-}
-
-function discardPrepared() {
-  const prepared = state.prepared;
-  state.prepared = null;
-  if (prepared) {
-    prepared.call.close();
-    prepared.stream?.getTracks().forEach((t) => t.stop());
-  }
-}
-
-/** Ring for the oldest waiting call nobody here declined, while this page has no call. */
-function updateIncoming() {
-  const next = state.call ? undefined : [...state.offers.values()].find((o) => !state.declined.has(o.offerId));
-  if (next?.offerId === state.incoming?.offerId) {
-    return;
-  }
-  stopRinging();
-  discardPrepared();
-  state.incoming = next ? { offerId: next.offerId, name: next.offererUserName } : null;
-  if (next) {
-    ringer.start(next.offererUserName);
-    prepare(next);
-  }
-  render();
-}
-
-/**
- * Before the click (issue 8): where the user already allowed the camera and microphone,
- * open them and set the caller's offer and candidates, so Answer only has to answer.
- * @param {OfferView} view
- */
-async function prepare(view) {
-  if (!(await alreadyAllowed()) || state.incoming?.offerId !== view.offerId || state.call) {
-    return;
-  }
-  const servers = await iceServers().catch(() => /** @type {RTCIceServer[]} */ ([]));
-  const opened = await openMedia({ camera: state.chosen.camera, microphone: state.chosen.microphone });
-  if (state.incoming?.offerId !== view.offerId || state.call || state.prepared) {
-    opened.stream?.getTracks().forEach((t) => t.stop());
-    return;
-  }
-  if (!opened.stream || missingMessage(opened)) {
-    opened.stream?.getTracks().forEach((t) => t.stop());
-    return; // the click will open them and say what is missing
-  }
-  const call = newCall('answerer', view.offerId, view.offererUserName, servers, channelFor(view));
-  state.prepared = { offerId: view.offerId, call, stream: opened.stream };
-  call.prepare(view, opened.stream).catch((err) => {
-    log.warn('could not prepare the answer', describe(err));
-    if (state.prepared?.call === call) {
-      discardPrepared();
-    }
-  });
-}
-
-/** @param {string} offerId */
-function decline(offerId) {
-  state.declined.add(offerId);
-  send('decline', { offerId }).catch((err) => log.warn('decline', describe(err)));
-  updateIncoming();
-}
-
-// ---------------------------------------------------------------- server events
-
-/** @param {any} payload  welcome */
-function welcomed(payload) {
-  state.resumeTried = null;
-  const call = state.call;
-  const keptId = payload.resumed ? (payload.offerId ?? null) : null;
-  const callId = call?.view().offerId ?? null;
-  if (call && callId !== null && callId !== keptId) {
-    // The server no longer has our call (a restart, or the socket was away too long).
-    if (call.flowing() && call.channelOpen()) {
-      call.detachFromServer();
-      ui.showNotice('Connected to the server again; the call goes on directly between you.');
-    } else {
-      fail('call', {
-        title: 'Call ended',
-        message: 'The connection to the server was lost for too long, so the call ended.',
-      });
-      endCall({ notify: false });
-    }
-  }
-  const asked = state.name;
-  state.me = String(payload.userName ?? '');
-  state.room = String(payload.room ?? state.room);
-  state.nameNote =
-    state.me && state.me !== asked && !payload.resumed
-      ? `“${asked}” is already taken in this room, so you are “${state.me}”.`
-      : state.me === asked
-        ? ''
-        : state.nameNote;
-  state.roomNote = '';
-  ui.setIdentity(state.me || asked, state.room);
-  ice.welcome(payload.iceServers, payload.iceServersTtl);
-  if (Array.isArray(payload.iceServers)) {
-    call?.setIceServers(payload.iceServers);
-  }
-  state.resume = typeof payload.resume === 'string' ? payload.resume : null;
-  state.needPassword = false;
-  state.refused = false;
-  clearError('auth');
-  render();
-}
-
-/** @param {OfferView[]} views */
-function offersArrived(views) {
-  for (const view of views) {
-    if (view?.offerId) {
-      state.offers.set(view.offerId, view);
-    }
-  }
-  updateIncoming();
-  settleDoubleCall();
-  render();
-}
-
-/**
- * @param {string} event
- * @param {any} payload
- */
-function onServerEvent(event, payload) {
-  const call = state.call;
-  const callId = call?.view().offerId ?? null;
-  switch (event) {
-    case 'welcome':
-      welcomed(payload);
-      break;
-    case 'availableOffers':
-      state.offers = new Map();
-      offersArrived(Array.isArray(payload) ? payload : []);
-      break;
-    case 'newOfferAwaiting':
-      offersArrived(Array.isArray(payload) ? payload : [payload]);
-      break;
-    case 'offerRemoved':
-      state.offers.delete(payload?.offerId);
-      state.declined.delete(payload?.offerId);
-      if (call?.view().role === 'caller' && callId === payload?.offerId && payload?.reason !== 'answered') {
-        endCall({ notify: false, notice: `Your call was withdrawn by the server (${payload?.reason ?? 'no reason'}).` });
-      }
-      updateIncoming();
-      render();
-      break;
-    case 'answerResponse':
-      if (call?.view().role === 'caller' && payload?.offerId === callId) {
-        ui.showNotice('');
-        call.answered(payload);
-      }
-      break;
-    case 'receivedIceCandidateFromServer':
-      call?.remoteCandidate(payload);
-      break;
-    case 'renegotiate':
-      if (call && payload?.description && (!payload.offerId || payload.offerId === callId)) {
-        call.renegotiate(payload.description);
-      }
-      break;
-    case 'offerDeclined':
-      if (call && payload?.offerId === callId) {
-        ui.showNotice(`${payload.by ?? 'Someone'} declined your call. It is still waiting for others in the room.`);
-      }
-      break;
-    case 'callEnded':
-      if (call && (payload?.offerId === undefined || payload.offerId === callId)) {
-        serverEndedCall(call, payload);
-      }
-      break;
-    case 'signalingError':
-      fail('server', {
-        title: 'Server refused a request',
-        message: `${payload?.message ?? payload?.code ?? 'unknown error'}${payload?.event ? ` (${payload.event})` : ''}`,
-      });
-      break;
-    default:
-      log.debug('unhandled event', event);
-  }
-}
-
-/**
- * @param {Call} call
- * @param {any} payload  callEnded
- */
-function serverEndedCall(call, payload) {
-  const who = payload?.by ? String(payload.by) : call.view().peerName || 'The other side';
-  const reason = String(payload?.reason ?? '');
-  if (call.serverEnded(reason)) {
-    ui.showNotice(
-      reason === 'server-shutdown'
-        ? 'The server is restarting; the call goes on directly between you.'
-        : `${who} lost contact with the server; the call goes on directly between you.`,
-    );
-    return;
-  }
-  if (reason === 'peer-disconnected') {
-    fail('call', { title: 'Peer left', message: `${who} left the call (disconnected).` });
-    endCall({ notify: false });
-  } else if (reason === 'server-shutdown') {
-    endCall({ notify: false, notice: 'The server stopped, and the call had no connection of its own yet.' });
-  } else {
-    endCall({ notify: false, notice: `${who} hung up.` });
-  }
-}
-
-/**
- * @param {import('./signaling.js').SocketStatus} status
- * @param {import('./signaling.js').StatusDetail} detail
- */
-function onSocketStatus(status, detail) {
-  if (status === 'offline' && detail.code === 'invalid_payload' && /resume/.test(detail.reason ?? '') && state.declareResume && !state.resumeTried) {
-    // An older server that does not know `resume: true`: connect as its seed clients do.
-    log.warn('the server does not take auth.resume: true; connecting without it');
-    state.declareResume = false;
-    state.signaling?.reconnect();
-    return;
-  }
-  if (status === 'offline' && detail.code === 'unauthorized' && state.resumeTried) {
-    // PLAN.md decision 5: the server would not resume (it restarted, or the grace is
-    // over). Connect as a new session; a call whose media flows goes on (see welcomed).
-    log.warn('resume refused; connecting as a new session');
-    state.resume = null;
-    state.resumeTried = null;
-    state.signaling?.reconnect();
-    return;
-  }
-  if (state.socket !== status || state.socketTrail.length === 0) {
-    pushTrail(state.socketTrail, status);
-  }
-  state.socket = status;
-  if (status === 'connected') {
-    clearError('socket');
-  } else if (detail.code === 'unauthorized') {
-    state.needPassword = true;
-    fail('auth', {
-      title: 'Password needed',
-      message: state.password
-        ? 'The server refused this password. Enter it again.'
-        : 'This server needs a password. Enter it below.',
-    });
-  } else if (detail.code === 'invalid_payload' || detail.code === 'too_large' || detail.code === 'forbidden') {
-    const text = detail.reason ?? detail.error ?? 'refused';
-    if (/name/i.test(text) && !/room/i.test(text)) {
-      state.nameNote = `The server refused this name: ${text}`;
-    } else {
-      state.roomNote = `The server refused this room: ${text}`;
-    }
-    state.refused = true;
-  } else if (detail.error || (detail.reason && detail.reason !== 'io client disconnect')) {
-    const retrying = status === 'reconnecting' ? ' Retrying by itself…' : '';
-    const keeping = state.call && status === 'reconnecting' ? ' The call goes on meanwhile.' : '';
-    fail('socket', {
-      title: 'Server unreachable',
-      message: `Lost contact with the signaling server (${detail.error ?? detail.reason}).${retrying}${keeping}`,
-      action: { label: 'Reconnect now', run: () => state.signaling?.reconnect() },
-    });
-  }
-  render();
-}
-
-function connect() {
-  state.signaling?.close();
-  state.me = '';
-  state.offers = new Map();
-  state.refused = false;
-  state.signaling = createSignaling({
-    auth: () => {
-      /** @type {import('./signaling.js').Auth} */
-      const auth = { userName: state.name, room: state.room };
-      if (state.resume || state.declareResume) {
-        auth.resume = state.resume ?? true;
-      }
-      if (state.password) {
-        auth.password = state.password;
-      }
-      state.resumeTried = state.resume;
-      return auth;
-    },
-    onEvent: onServerEvent,
-    onStatus: onSocketStatus,
-    log: log.child('socket'),
-  });
-}
-
-// ---------------------------------------------------------------- media controls
-
-function sendMediaState() {
-  const stream = state.stream;
-  state.call?.setMedia({
-    audio: Boolean(stream?.getAudioTracks().length) && !state.muted,
-    video: Boolean(stream?.getVideoTracks().length) && !state.cameraOff,
-  });
-}
-
-async function toggleScreen() {
-  const call = state.call;
-  if (!call) {
-    return;
-  }
-  if (state.screenTrack) {
-    const track = state.screenTrack;
-    state.screenTrack = null;
-    call.stopScreen(track);
-    track.stop();
-    render();
-    return;
-  }
-  try {
-    const track = await openScreen();
-    if (!current(call)) {
-      track.stop();
-      return;
-    }
-    state.screenTrack = track;
-    track.addEventListener('ended', () => {
-      if (state.screenTrack === track) {
-        toggleScreen(); // the browser's own "Stop sharing"
-      }
-    });
-    call.shareScreen(track);
-    render();
-  } catch (err) {
-    if (/** @type {any} */ (err)?.name !== 'NotAllowedError') {
-      fail('media', { title: 'Screen not shared', message: describe(err) });
-    }
-  }
-}
-
-/**
- * @param {'camera' | 'microphone' | 'speaker'} kind
- * @param {string} id
- */
-async function chooseDevice(kind, id) {
-  state.chosen = { ...state.chosen, [kind]: id };
-  saveDevices(state.chosen);
-  if (kind === 'speaker') {
-    await ui.setSpeaker(id).catch((err) => fail('media', { title: 'Speaker not changed', message: describe(err) }));
-    return;
-  }
-  const stream = state.stream;
-  const call = state.call;
-  const trackKind = kind === 'camera' ? 'video' : 'audio';
-  const old = stream?.getTracks().find((t) => t.kind === trackKind);
-  if (!stream || !call || !old || (trackKind === 'video' && state.cameraOff)) {
-    return; // a stopped camera starts with the chosen one
-  }
-  try {
-    const next = await openDevice(trackKind, id);
-    next.enabled = trackKind === 'audio' ? !state.muted : !state.cameraOff;
-    if (state.call !== call || state.stream !== stream) {
-      next.stop();
-      return;
-    }
-    await call.replaceTrack(old, next);
-    stream.removeTrack(old);
-    old.stop();
-    stream.addTrack(next);
-    ui.setLocalStream(null);
-    ui.setLocalStream(stream);
-  } catch (err) {
-    fail('media', { title: `${kind === 'camera' ? 'Camera' : 'Microphone'} not switched`, message: describe(err) });
-  }
-  render();
-}
-
-/**
- * Stop the camera (its light goes off; the other side sees the camera-off badge), or start
- * it again: replaceTrack, no renegotiation.
- */
-async function toggleCamera() {
-  const stream = state.stream;
-  const call = state.call;
-  const old = stream?.getVideoTracks()[0];
-  if (!stream || !call || !old) {
-    return;
-  }
-  try {
-    if (!state.cameraOff) {
-      state.cameraOff = true;
-      await call.replaceTrack(old, null);
-      old.stop();
-    } else {
-      const next = await openDevice('video', state.chosen.camera);
-      if (!current(call) || state.stream !== stream || !state.cameraOff) {
-        next.stop();
-        return;
-      }
-      await call.replaceTrack(old, next);
-      stream.removeTrack(old);
-      stream.addTrack(next);
-      state.cameraOff = false;
-      ui.setLocalStream(null);
-      ui.setLocalStream(stream);
-    }
-  } catch (err) {
-    fail('media', { title: 'Camera', message: describe(err) });
-  }
-  sendMediaState();
-  render();
-}
-
-async function refreshDevices() {
-  try {
-    state.devices = await listDevices();
-    const current = (/** @type {string} */ kind) => state.stream?.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId;
-    state.chosen = {
-      ...state.chosen,
-      camera: current('video') ?? state.chosen.camera,
-      microphone: current('audio') ?? state.chosen.microphone,
-    };
-    render();
-  } catch (err) {
-    log.warn('devices', describe(err));
-  }
-}
-
-// ---------------------------------------------------------------- wiring
+const media = createMedia(page);
+const callflow = createCallFlow(page, { ice, media, updateIncoming: () => answering.updateIncoming() });
+const answering = createAnswering(page, { ice, ringer, callflow, media });
+const placing = createPlacing(page, { iceServers, ringer, callflow, media, answerCall: answering.answerCall });
+const events = createEvents(page, { ice, callflow, updateIncoming: answering.updateIncoming, settleDoubleCall: placing.settleDoubleCall });
+const connection = createConnection(page, { onEvent: events.onServerEvent });
+const identity = createIdentity(page, { endCall: () => callflow.endCall(), connect: connection.connect });
+const invite = createInvite(page);
+const checking = createChecking(page, { iceServers });
 
 ui.bind({
-  onCall: () => placeCall(false),
-  onHangup: () => endCall(),
-  onAnswer: (offerId) => answerCall(offerId, false),
-  onDecline: decline,
-  onMute: () => {
-    state.muted = !state.muted;
-    state.stream?.getAudioTracks().forEach((t) => (t.enabled = !state.muted));
-    sendMediaState();
-    render();
-  },
-  onCamera: toggleCamera,
-  onScreen: toggleScreen,
-  onIdentity: (name, room) => {
-    // The input shows the name the server gave ("twin-2"); unchanged, we keep asking for
-    // the one the user chose ("twin"), which may be free in another room.
-    const nextName = name && name !== state.me ? name : state.name;
-    const nextRoom = room || 'lobby';
-    if (!ROOM_RE.test(nextRoom)) {
-      state.roomNote = 'A room name is 1 to 64 letters, digits, “_” or “-”.';
-      render();
-      return;
-    }
-    if (nextName === state.name && nextRoom === state.room && state.me && !state.refused) {
-      return;
-    }
-    endCall();
-    state.name = nextName;
-    state.room = nextRoom;
-    state.resume = null;
-    state.nameNote = '';
-    state.roomNote = '';
-    state.declined.clear();
-    state.qr = '';
-    state.qrShown = false;
-    saveName(nextName);
-    const url = new URL(location.href);
-    url.searchParams.set('room', nextRoom);
-    history.replaceState(null, '', url);
-    ui.setIdentity(nextName, nextRoom);
-    connect();
-  },
-  onPassword: (password) => {
-    state.password = password;
-    state.resume = null;
-    connect();
-  },
-  onReconnect: () => state.signaling?.reconnect(),
-  onChat: (text) => {
-    const line = state.call?.sendChat(text) ?? null;
-    if (line) {
-      state.chat = [...state.chat, line].slice(-200);
-      render();
-    }
-    return line !== null;
-  },
-  onDevice: chooseDevice,
-  onDevicesOpen: refreshDevices,
-  onCopyLink: () => {
-    navigator.clipboard
-      ?.writeText(roomLink())
-      .then(() => ui.flashCopy('Copied'))
-      .catch(() => ui.flashCopy('Copy failed: select the link'));
-  },
-  onToggleQr: async () => {
-    state.qrShown = !state.qrShown;
-    if (state.qrShown && !state.qr) {
-      try {
-        const { qrDataUrl } = await import('./qr.js');
-        state.qr = qrDataUrl(roomLink());
-      } catch (err) {
-        fail('qr', { title: 'No QR code', message: describe(err) });
-      }
-    }
-    render();
-  },
-  onCheck: async () => {
-    state.checking = true;
-    state.check = [];
-    render();
-    try {
-      const servers = await iceServers();
-      state.check = describeCheck(servers, await runCheck(servers));
-    } catch (err) {
-      state.check = [{ result: 'fail', text: `The check could not run: ${describe(err)}` }];
-    }
-    state.checking = false;
-    render();
-  },
+  onCall: () => placing.placeCall(false),
+  onHangup: () => callflow.endCall(),
+  onAnswer: (offerId) => answering.answerCall(offerId, false),
+  onDecline: answering.decline,
+  onMute: media.toggleMute,
+  onCamera: media.toggleCamera,
+  onScreen: media.toggleScreen,
+  onIdentity: identity.change,
+  onPassword: identity.setPassword,
+  onReconnect: connection.reconnect,
+  onChat: callflow.sendChat,
+  onDevice: media.chooseDevice,
+  onDevicesOpen: media.refreshDevices,
+  onCopyLink: invite.copyLink,
+  onToggleQr: invite.toggleQr,
+  onCheck: checking.run,
   onNotify: () => ringer.askNotifications().then(render),
 });
 
-window.addEventListener('pagehide', () => endCall());
-navigator.mediaDevices?.addEventListener?.('devicechange', refreshDevices);
+window.addEventListener('pagehide', () => callflow.endCall());
+navigator.mediaDevices?.addEventListener?.('devicechange', media.refreshDevices);
 // the call timer
 setInterval(() => state.call?.view().connectedAt && render(), 1000);
 
-if (!ROOM_RE.test(state.room)) {
-  state.roomNote = 'A room name is 1 to 64 letters, digits, “_” or “-”: the server will refuse this one.';
-}
-ui.setIdentity(state.name, state.room);
+identity.start();
 render();
-connect();
+connection.connect();

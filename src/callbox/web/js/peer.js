@@ -463,7 +463,7 @@ export function createPeer({
       pc.onconnectionstatechange = null;
       pc.onsignalingstatechange = null;
       pc.ontrack = null;
-      // The tracks belong to whoever opened them (main.js stops them).
+      // The tracks belong to whoever opened them (the page stops them: callflow.js).
       channel?.close();
       pc.close();
     },
