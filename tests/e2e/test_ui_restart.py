@@ -35,7 +35,7 @@ def restart(server: RunningServer, how: signal.Signals, log_dir: Path) -> Runnin
         server.process.wait(timeout=30)
     log_path = log_dir / f"serve-again-{how.name}.log"
     argv = [str(a) for a in server.process.args]  # type: ignore[union-attr]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine starts Python slowly
     while True:  # the old socket may linger a moment: retry the bind
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)

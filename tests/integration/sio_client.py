@@ -119,7 +119,7 @@ class Client:
 
         return record
 
-    async def wait_for(self, name: str, count: int = 1, wait: float = 5) -> Any:
+    async def wait_for(self, name: str, count: int = 1, wait: float = 15) -> Any:
         """Wait until ``count`` events ``name`` arrived; return the last of them."""
         async with asyncio.timeout(wait):
             while len(self.events[name]) < count:
@@ -127,7 +127,7 @@ class Client:
                 await self._changed.wait()
         return self.events[name][count - 1]
 
-    async def call(self, event: str, data: Any = None, wait: float = 5) -> Any:
+    async def call(self, event: str, data: Any = None, wait: float = 15) -> Any:
         assert self.sio is not None
         return await self.sio.call(event, data, timeout=wait)
 

@@ -267,7 +267,10 @@ async def test_clients_that_do_not_read_are_disconnected_past_their_budget(
     report("45 joiners that never read, 16 big offers", before, during, after)
     print(f"  (of which the 16 offers themselves: {(offered - before) / MIB:.1f} MiB)")
     assert metric(server, DROPPED, 'why="send_budget"') >= 30
-    assert during - before < BUDGET
+    # The offers are the room as it is (issue 7 measured from there: 138 -> 560 MiB); what
+    # the 45 joiners add is what the budgets bound: 8 MiB queued per address, and their
+    # connections. Without the send budget this phase adds about 90 MiB.
+    assert during - offered < BUDGET / 2
 
 
 async def test_password_guessing_is_throttled_per_address(start_server: StartServer) -> None:

@@ -25,7 +25,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from callbox.server.routing import LocalSessions, Router
-from callbox.signaling import Switchboard
+from callbox.signaling import SignalingError, Switchboard
 from callbox.signaling.redis.mailbox import letter_from
 
 log = logging.getLogger(__name__)
@@ -158,11 +158,17 @@ class RedisBus:
         for local in list(self.sessions.by_session.values()):
             try:
                 await self.router.catch_up(local)
+            except SignalingError as e:  # Redis gone again: the next reconnect catches up
+                log.warning("session=%s: catch-up failed: %s", local.session_id, e.message)
+                return
             except Exception:
                 log.exception("session=%s: catch-up failed", local.session_id)
         for room in list(self._rooms):
             try:
                 await self._resync(room)
+            except SignalingError as e:
+                log.warning("room=%s: resync failed: %s", room, e.message)
+                return
             except Exception:
                 log.exception("room=%s: resync failed", room)
 

@@ -7,6 +7,10 @@ import logging
 from dataclasses import dataclass, field
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from callbox.config import ServerSettings
 from callbox.server.bus import RedisBus
@@ -43,6 +47,10 @@ class Cluster:
             socket_connect_timeout=2,
             socket_timeout=5,
             health_check_interval=10,
+            # a connection Redis closed (it restarted) is found dead on its next command:
+            # retried on a fresh connection rather than failing that command
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         client = Redis(connection_pool=pool)
         prefix = settings.redis_prefix
