@@ -91,6 +91,7 @@ async def test_a_redis_that_is_down_is_unavailable_not_a_crash() -> None:
             box.read("x", 0),
             box.held_from("ip"),
             box.sessions_on("n"),
+            box.held_count(),
         ):
             with pytest.raises(StoreUnavailable):
                 await call
@@ -107,3 +108,21 @@ def test_script_refusals_become_signaling_errors() -> None:
         "waiting_offers",
         "room full: try later",
     )
+
+
+async def test_redis_expires_only_waiting_offers_older_than_the_cut(store: RedisStore) -> None:
+    clock = [1000.0]
+    sb = BySid(Switchboard(store, clock=lambda: clock[0]))
+    for sid in ("a", "b", "c"):
+        await test_switchboard.join(sb, sid, sid)
+    await sb.new_offer("a", test_switchboard.OFFER)
+    clock[0] = 1100.0
+    await sb.new_offer("b", test_switchboard.OFFER)
+    session = await store.get_session("c")
+    assert session is not None
+    [_, second] = await sb.waiting_views(session)
+    await sb.answer("c", {"offerId": second["offerId"], "answer": test_switchboard.ANSWER})
+    clock[0] = 1000.0 + 601
+    [removed] = await sb.expire_offers(600)
+    assert removed.payload["reason"] == "expired"  # type: ignore[index]
+    assert await sb.expire_offers(600) == []  # answered calls never expire

@@ -129,6 +129,11 @@ class Store(Protocol):
         """Remove the offer and unbind both parties; only one concurrent caller gets it."""
         ...
 
+    async def end(self, sid: str, *, offer_id: str | None) -> Offer:
+        """Session ``sid`` hangs up: remove its offer or call and return it. ``not_in_call``
+        when it has none; ``not_found`` when ``offer_id`` is given and is not its own."""
+        ...
+
     async def expire_offers(self, created_before: float) -> list[Offer]:
         """Remove and return every *waiting* offer created before ``created_before``, in any
         room, unbinding their offerers. An offer answered meanwhile is never removed."""
@@ -380,6 +385,19 @@ class MemoryStore:
 
     async def remove_offer(self, offer_id: str) -> Offer | None:
         return self._remove(offer_id)
+
+    async def end(self, sid: str, *, offer_id: str | None) -> Offer:
+        bound = self._bound.get(sid)
+        if bound is None:
+            raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot hang up: no offer or call")
+        if offer_id is not None and offer_id != bound:
+            raise SignalingError(
+                ErrorCode.NOT_FOUND, f"cannot hang up: {offer_id} is not your call"
+            )
+        removed = self._remove(bound)
+        if removed is None:  # pragma: no cover - a bound offer is always stored
+            raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot hang up: no offer or call")
+        return removed
 
     def _remove(self, offer_id: str) -> Offer | None:
         record = self._offers.pop(offer_id, None)

@@ -208,12 +208,7 @@ class Switchboard:
 
     async def hangup(self, session: Session, data: object) -> Outcome:
         wanted = parse_hangup(data, self.limits)
-        offer_id = await self.store.current_offer_id(session.sid)
-        if offer_id is None:
-            raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot hang up: no offer or call")
-        if wanted is not None and wanted != offer_id:
-            raise SignalingError(ErrorCode.NOT_FOUND, f"cannot hang up: {wanted} is not your call")
-        offer = await self.store.remove_offer(offer_id)
+        offer = await self.store.end(session.sid, offer_id=wanted)
         return Outcome(OK, self._ended(session.sid, offer, "hangup", "cancelled"))
 
     async def expire_offers(self, ttl: float) -> list[Delivery]:

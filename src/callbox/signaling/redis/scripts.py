@@ -24,6 +24,7 @@ _NAMES = (
     "claim",
     "renegotiate",
     "remove_offer",
+    "end",
     "expire",
     "m_open",
     "m_post",

@@ -23,9 +23,11 @@ from callbox.signaling import names
 from callbox.signaling.model import (
     Candidate,
     Description,
+    ErrorCode,
     Limits,
     Offer,
     Session,
+    SignalingError,
     StoreUnavailable,
 )
 from callbox.signaling.redis.scripts import Scripts, unavailable
@@ -190,6 +192,12 @@ class RedisStore:
 
     async def remove_offer(self, offer_id: str) -> Offer | None:
         return _offer(await self.scripts.run("remove_offer", offer_id))
+
+    async def end(self, sid: str, *, offer_id: str | None) -> Offer:
+        removed = _offer(await self.scripts.run("end", sid, offer_id or ""))
+        if removed is None:  # pragma: no cover - the script refuses rather than return none
+            raise SignalingError(ErrorCode.NOT_IN_CALL, "cannot hang up: no offer or call")
+        return removed
 
     async def expire_offers(self, created_before: float) -> list[Offer]:
         raw = json.loads(await self.scripts.run("expire", repr(created_before)))
