@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from callbox.signaling import ErrorCode, SignalingError, StoreUnavailable, Switchboard
-from callbox.signaling.mailbox import MailboxLimits
+from callbox.signaling.mailbox import At, MailboxLimits, Posted
 from callbox.signaling.redis import RedisMailbox, RedisStore
 from callbox.signaling.redis.scripts import check
 from tests.redis_server import RedisServer
@@ -126,3 +126,35 @@ async def test_redis_expires_only_waiting_offers_older_than_the_cut(store: Redis
     [removed] = await sb.expire_offers(600)
     assert removed.payload["reason"] == "expired"  # type: ignore[index]
     assert await sb.expire_offers(600) == []  # answered calls never expire
+
+
+async def test_a_relayed_candidate_is_posted_in_the_step_that_routes_it(
+    client: Redis, prefix: str
+) -> None:
+    box = RedisMailbox(client, prefix, node="n1")
+    store = RedisStore(client, prefix, mailbox=box)
+    sb = BySid(Switchboard(store))
+    await test_switchboard.join(sb, "a", "alice")
+    await test_switchboard.join(sb, "b", "bob")
+    await box.open("a", At("n1", "sa"), resumable=True, address="10.0.0.1", identity=None)
+    await box.open("b", At("n2", "sb"), resumable=False, address="10.0.0.2", identity=None)
+    offered = await sb.new_offer("a", test_switchboard.OFFER)
+    held = await sb.ice_candidate("b", {"iceCandidate": test_switchboard.cand(0)})
+    assert held.deliveries == []  # the answerer's candidate waits for its answer
+    waiting = await sb.ice_candidate("a", {"iceCandidate": test_switchboard.cand(1)})
+    assert waiting.deliveries == []  # buffered with the offer: nobody to post it to
+    offer_id = offered.ack["offerId"]  # type: ignore[index]
+    await sb.answer("b", {"offerId": offer_id, "answer": test_switchboard.ANSWER})
+    [to_b] = (await sb.ice_candidate("a", {"iceCandidate": test_switchboard.cand(2)})).deliveries
+    [to_a] = (
+        await sb.ice_candidate("b", {"iceCandidate": test_switchboard.cand(3), "didIOffer": False})
+    ).deliveries
+    # posted already, numbered in each target's log, and told where its socket is
+    assert (to_b.to_sid, to_b.posted) == ("b", Posted(1, At("n2", "sb"), False))
+    assert (to_a.to_sid, to_a.posted) == ("a", Posted(1, At("n1", "sa"), True))
+    [letter] = await box.read("a", 0)
+    assert (letter.event, letter.payload) == ("receivedIceCandidateFromServer", to_a.payload)
+    # a target whose mailbox is gone: routed, posted nowhere, nothing for the router to do
+    await box.drop("b")
+    [late] = (await sb.ice_candidate("a", {"iceCandidate": test_switchboard.cand(4)})).deliveries
+    assert (late.to_sid, late.posted) == ("b", Posted(0, None, False))

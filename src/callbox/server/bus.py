@@ -46,8 +46,12 @@ class RedisBus:
         router: Router,
         sessions: LocalSessions,
         switchboard: Switchboard,
+        *,
+        subscriber: Redis | None = None,
     ) -> None:
         self.client = client
+        #: the client the subscription runs on (default: ``client``)
+        self.subscriber = subscriber or client
         self.prefix = prefix
         self.node = node
         self.router = router
@@ -114,7 +118,7 @@ class RedisBus:
         attempt = 0
         first = True
         while True:
-            pubsub = self.client.pubsub()
+            pubsub = self.subscriber.pubsub()
             try:
                 await pubsub.subscribe(self.inbox, *(self._room_channel(r) for r in self._rooms))
                 self._pubsub = pubsub

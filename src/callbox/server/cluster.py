@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,6 +29,8 @@ POOL_WAIT = 20
 @dataclass
 class Cluster:
     client: Redis
+    #: the bus's subscription: its own connection, never retried in place (see connect)
+    subscriber: Redis
     store: RedisStore
     mailbox: RedisMailbox
     bus: RedisBus | None = field(default=None)
@@ -53,16 +55,24 @@ class Cluster:
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         client = Redis(connection_pool=pool)
+        # a subscription that breaks must fail loudly: the bus then resubscribes and catches
+        # every session up from its log. Retried in place, redis-py would resubscribe
+        # silently and what was published in the gap would be lost.
+        subscriber = Redis.from_url(
+            url, socket_connect_timeout=2, health_check_interval=10, retry=Retry(NoBackoff(), 0)
+        )
         prefix = settings.redis_prefix
         limits = MailboxLimits(log_bytes=settings.max_log_bytes)
         mailbox = RedisMailbox(client, prefix, limits, grace=settings.resume_grace, node=node)
-        return cls(client, RedisStore(client, prefix), mailbox)
+        store = RedisStore(client, prefix, mailbox=mailbox)
+        return cls(client, subscriber, store, mailbox)
 
     def attach(self, hub: Hub, lifecycle: Lifecycle) -> None:
         prefix = self.store.prefix
         self.bus = RedisBus(
-            self.client, prefix, hub.node, hub.router, hub.sessions, hub.switchboard
-        )
+            self.client, prefix, hub.node, hub.router, hub.sessions, hub.switchboard,
+            subscriber=self.subscriber,
+        )  # fmt: skip
         hub.router.bus = self.bus
         self.nodes = Nodes(self.client, prefix, hub, lifecycle.finish)
 
@@ -83,3 +93,4 @@ class Cluster:
         if self.bus is not None:
             await self.bus.close()
         await self.client.aclose()
+        await self.subscriber.aclose()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from callbox.signaling import Delivery, Session
-from callbox.signaling.mailbox import At, Letter, Mailbox
+from callbox.signaling.mailbox import At, Letter, Mailbox, Posted
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,9 @@ class Router:
 
     async def deliver(self, deliveries: Iterable[Delivery]) -> None:
         for d in deliveries:
-            if d.to_sid is not None:
+            if d.to_sid is not None and d.posted is not None:
+                await self._posted(d.to_sid, d.event, d.payload, d.posted)
+            elif d.to_sid is not None:
                 await self._post(d.to_sid, d.event, d.payload)
             elif d.to_room is not None:
                 await self.to_room(d.to_room, d.event, d.payload, d.skip_sid)
@@ -146,6 +148,11 @@ class Router:
 
     async def _post(self, session_id: str, event: str, payload: object) -> None:
         posted = await self.mailbox.post(session_id, event, payload, weigh(payload))
+        await self._posted(session_id, event, payload, posted)
+
+    async def _posted(
+        self, session_id: str, event: str, payload: object, posted: Posted | None
+    ) -> None:
         if posted is None or posted.to is None or posted.to.node != self.node:
             return  # gone; held (it waits in the log); or published to its node
         await self.to_session(session_id, Letter(posted.seq, event, payload, 0))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from callbox.signaling import names
+from callbox.signaling.mailbox import Posted
 from callbox.signaling.model import (
     Candidate,
     Description,
@@ -99,6 +100,23 @@ class Store(Protocol):
         and ``offer_id`` (when sent) with the session's offer or call, else ``forbidden``.
         ``too_large`` when a buffer is full (entries or characters); ``unauthorized`` when
         the session is gone."""
+        ...
+
+    async def relay_candidate(
+        self,
+        sid: str,
+        candidate: Candidate,
+        *,
+        caller: bool | None,
+        offer_id: str | None,
+        limits: Limits,
+        letter: tuple[str, object],
+    ) -> tuple[str | None, Posted | None]:
+        """:meth:`route_candidate`, and, when the candidate is to be relayed, the
+        ``(event, payload)`` letter for its target posted to the target's mailbox in the
+        same step if the store can (a Redis store shares its Redis with the mailbox: one
+        round trip instead of two). Returns the target and where the letter went (None:
+        not posted here; the router posts it)."""
         ...
 
     async def claim_offer(
@@ -315,6 +333,21 @@ class MemoryStore:
         )
         self._room_bytes[offer.room] = room_weight + candidate.size
         return None
+
+    async def relay_candidate(
+        self,
+        sid: str,
+        candidate: Candidate,
+        *,
+        caller: bool | None,
+        offer_id: str | None,
+        limits: Limits,
+        letter: tuple[str, object],
+    ) -> tuple[str | None, Posted | None]:
+        target = await self.route_candidate(
+            sid, candidate, caller=caller, offer_id=offer_id, limits=limits
+        )
+        return target, None  # the memory mailbox is another object: the router posts
 
     async def claim_offer(
         self,

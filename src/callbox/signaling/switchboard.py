@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from callbox.signaling.mailbox import Posted
 from callbox.signaling.model import (
     DEFAULT_LIMITS,
     JSON,
@@ -48,6 +49,8 @@ class Delivery:
     to_sid: str | None = None
     to_room: str | None = None
     skip_sid: str | None = None
+    #: posted to ``to_sid``'s mailbox already, by the store in the step that decided it
+    posted: Posted | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +61,8 @@ class Outcome:
 
 OK: JSON = {"ok": True}
 PEER_DISCONNECTED = "peer-disconnected"
+#: the event a relayed candidate travels as (the seed's name)
+RELAYED = "receivedIceCandidateFromServer"
 SERVER_SHUTDOWN = "server-shutdown"
 
 
@@ -147,16 +152,18 @@ class Switchboard:
             raise SignalingError(
                 ErrorCode.FORBIDDEN, "iceUserName does not match this session's user name"
             )
-        target = await self.store.route_candidate(
+        wire = msg.candidate.to_wire()
+        target, posted = await self.store.relay_candidate(
             session.sid,
             msg.candidate,
             caller=msg.did_i_offer,
             offer_id=msg.offer_id,
             limits=self.limits,
+            letter=(RELAYED, wire),
         )
         if target is None:
             return Outcome(OK)
-        return Outcome(OK, [self._relay(target, msg.candidate)])
+        return Outcome(OK, [Delivery(RELAYED, wire, to_sid=target, posted=posted)])
 
     async def answer(self, session: Session, data: object) -> Outcome:
         msg = parse_answer_message(data, self.limits)
@@ -243,4 +250,4 @@ class Switchboard:
 
     @staticmethod
     def _relay(to_sid: str, candidate: Candidate) -> Delivery:
-        return Delivery("receivedIceCandidateFromServer", candidate.to_wire(), to_sid=to_sid)
+        return Delivery(RELAYED, candidate.to_wire(), to_sid=to_sid)

@@ -43,6 +43,15 @@ def body_of(event: str, payload: object) -> str:
     return json.dumps([event, payload], separators=(",", ":"), ensure_ascii=False)[1:-1]
 
 
+def posted_from(result: str) -> Posted | None:
+    """Where ``post_letter`` (lua/common.lua) put a letter: ``'seq node socket numbered'``,
+    ``''`` when the session's mailbox is gone."""
+    if not result:
+        return None
+    seq, node, sid, numbered = result.split(" ")
+    return Posted(int(seq), At(node, sid) if node else None, numbered == "1")
+
+
 def letter_from(text: str) -> Letter:
     seq, event, payload = json.loads(text)
     return Letter(int(seq), str(event), payload, len(text))
@@ -107,10 +116,7 @@ class RedisMailbox:
             limits.log_bytes,
             BOX_TTL,
         )
-        if not result:
-            return None
-        seq, node, sid, numbered = result.split(" ")
-        return Posted(int(seq), At(node, sid) if node else None, numbered == "1")
+        return posted_from(result)
 
     async def read(self, session_id: str, after: int) -> list[Letter]:
         try:

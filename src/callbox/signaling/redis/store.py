@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from callbox.signaling import names
+from callbox.signaling.mailbox import Posted
 from callbox.signaling.model import (
     Candidate,
     Description,
@@ -30,6 +31,7 @@ from callbox.signaling.model import (
     SignalingError,
     StoreUnavailable,
 )
+from callbox.signaling.redis.mailbox import BOX_TTL, RedisMailbox, body_of, posted_from
 from callbox.signaling.redis.scripts import Scripts, unavailable
 from callbox.signaling.store import Claimed, Left, StoreStats
 
@@ -70,11 +72,22 @@ def _offer(text: str) -> Offer | None:
 
 
 class RedisStore:
-    def __init__(self, client: Redis, prefix: str = "callbox:", *, ttl: int = RECORD_TTL) -> None:
+    """``mailbox``: the :class:`RedisMailbox` on the same Redis, if any; with it a relayed
+    candidate is posted in the script that routes it (one round trip, not two)."""
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str = "callbox:",
+        *,
+        ttl: int = RECORD_TTL,
+        mailbox: RedisMailbox | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl = ttl
         self.scripts = Scripts(client, prefix)
+        self.mailbox = mailbox
 
     async def add_session(self, session: Session) -> bool:
         first, second = names.keys(session.user_name)
@@ -145,7 +158,44 @@ class RedisStore:
         offer_id: str | None,
         limits: Limits,
     ) -> str | None:
-        result = await self.scripts.run(
+        result = await self._route(sid, candidate, caller, offer_id, limits, ())
+        return result[3:] if result.startswith("to:") else None
+
+    async def relay_candidate(
+        self,
+        sid: str,
+        candidate: Candidate,
+        *,
+        caller: bool | None,
+        offer_id: str | None,
+        limits: Limits,
+        letter: tuple[str, object],
+    ) -> tuple[str | None, Posted | None]:
+        box = self.mailbox
+        if box is None:
+            target = await self.route_candidate(
+                sid, candidate, caller=caller, offer_id=offer_id, limits=limits
+            )
+            return target, None
+        body = body_of(*letter)
+        post = (body, len(body), box.node, box.limits.log_entries, box.limits.log_bytes, BOX_TTL)
+        result = await self._route(sid, candidate, caller, offer_id, limits, post)
+        if not result.startswith("to:"):
+            return None, None
+        target, _, where = result[3:].partition(" ")
+        # an empty 'where': the target's mailbox is gone; nothing waits for the letter
+        return target, posted_from(where) or Posted(0, None, False)
+
+    async def _route(
+        self,
+        sid: str,
+        candidate: Candidate,
+        caller: bool | None,
+        offer_id: str | None,
+        limits: Limits,
+        post: tuple[str | int, ...],
+    ) -> str:
+        result: str = await self.scripts.run(
             "route",
             sid,
             json.dumps(candidate.to_wire(), separators=(",", ":")),
@@ -158,8 +208,9 @@ class RedisStore:
             limits.max_buffered_candidate_bytes,
             limits.max_room_offer_bytes,
             self.ttl,
+            *(post or ("",)),
         )
-        return result[3:] if result.startswith("to:") else None
+        return result
 
     async def claim_offer(
         self,

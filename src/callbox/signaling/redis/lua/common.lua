@@ -54,3 +54,29 @@ local function remove_offer(id)
   end
   return o
 end
+
+-- Number a letter for session sid, keep it in its log (bounded), and publish it to the node
+-- holding the session's socket when that is not the poster. Returns
+-- 'seq node socket numbered', or '' when the session's mailbox is gone.
+local function post_letter(sid, body, size, poster, max_entries, max_bytes, ttl)
+  local m = k('m', sid)
+  local f = redis.call('HMGET', m, 'node', 'socket', 'resumable')
+  if not f[3] then return '' end
+  local seq = redis.call('HINCRBY', m, 'seq', 1)
+  local letter = '[' .. seq .. ',' .. body .. ']'
+  local log = k('ml', sid)
+  -- kept as '<size> <letter>': the size the caller weighed it at, which trimming gives back
+  redis.call('RPUSH', log, size .. ' ' .. letter)
+  local bytes = redis.call('HINCRBY', m, 'lbytes', size)
+  local n = redis.call('LLEN', log)
+  while n > max_entries or (bytes > max_bytes and n > 1) do
+    local old = redis.call('LPOP', log)
+    bytes = redis.call('HINCRBY', m, 'lbytes', -tonumber(string.match(old, '^(%d+) ')))
+    n = n - 1
+  end
+  redis.call('EXPIRE', log, ttl)
+  if f[1] ~= '' and f[1] ~= poster then
+    redis.call('PUBLISH', k('to', f[1]), sid .. ' ' .. f[3] .. ' ' .. letter)
+  end
+  return seq .. ' ' .. f[1] .. ' ' .. f[2] .. ' ' .. f[3]
+end

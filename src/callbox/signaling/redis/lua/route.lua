@@ -1,8 +1,16 @@
 -- ARGV: prefix, sid, candidate json, candidate size, caller ('' | '1' | '0'), offer id hint,
---       max_pending, max_pending_bytes, max_buffered, max_buffered_bytes, max_room_bytes, ttl
--- Returns 'held', 'buffered', 'to:<sid>' or an error.
+--       max_pending, max_pending_bytes, max_buffered, max_buffered_bytes, max_room_bytes, ttl,
+--       then, to post the relay in the same step: letter body ('' : do not), its size,
+--       poster node, log max entries, log max bytes, log ttl.
+-- Returns 'held', 'buffered', 'to:<sid>' (+ ' <seq node socket numbered>' when posted) or
+-- an error.
 local sid, cand, size, caller, hint = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local ttl = tonumber(ARGV[12])
+local function relay(target)
+  if ARGV[13] == '' then return 'to:' .. target end
+  return 'to:' .. target .. ' ' .. post_letter(target, ARGV[13], tonumber(ARGV[14]), ARGV[15],
+    tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18]))
+end
 if redis.call('EXISTS', k('s', sid)) == 0 then
   return fail('unauthorized', 'this connection has no session')
 end
@@ -30,8 +38,8 @@ local is_offerer = offerer == sid
 if caller ~= '' and (caller == '1') ~= is_offerer then
   return fail('forbidden', "didIOffer does not match this session's role")
 end
-if not is_offerer then return 'to:' .. offerer end
-if answerer ~= '' then return 'to:' .. answerer end
+if not is_offerer then return relay(offerer) end
+if answerer ~= '' then return relay(answerer) end
 local weight = tonumber(redis.call('GET', k('wb', room)) or '0')
 if weight + size > tonumber(ARGV[11]) then
   return fail('too_large|room_offer_bytes',
