@@ -120,15 +120,13 @@ def available() -> str | None:
 
 
 def _veth(left: Namespace, left_name: str, right: Namespace, right_name: str) -> None:
-    """A veth pair from ``left`` to ``right`` (names are unique in the root namespace only
-    while the pair is being made)."""
-    tag = secrets.token_hex(4)
-    a, b = f"cba{tag}", f"cbb{tag}"
-    _run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
-    for ns, dev, name in ((left, a, left_name), (right, b, right_name)):
-        _run(["ip", "link", "set", dev, "netns", ns.name])
-        ns.ip("link", "set", dev, "name", name)
-        ns.ip("link", "set", name, "up")
+    """A veth pair from ``left`` to ``right``, made in them: a link that appeared in the root
+    namespace, even for a moment, is a network change to every Chromium there (their page
+    loads fail with ERR_NETWORK_CHANGED)."""
+    left.ip("link", "add", left_name, "type", "veth", "peer", "name", right_name,
+            "netns", right.name)  # fmt: skip
+    left.ip("link", "set", left_name, "up")
+    right.ip("link", "set", right_name, "up")
 
 
 def _nat(nat: Namespace, kind: str) -> None:
@@ -164,6 +162,11 @@ def build(kind_a: str, kind_b: str) -> Network:
             except RuntimeError as e:
                 raise NetnsUnavailable(str(e)) from None
             made.append(ns)
+            # IPv4 only: an IPv6 link-local address that finishes its duplicate detection a
+            # second after the link came up is a network change to the Chromium inside,
+            # which then fails the page loads it has in flight (ERR_NETWORK_CHANGED)
+            ns.run("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                   "net.ipv6.conf.default.disable_ipv6=1")  # fmt: skip
             ns.ip("link", "set", "lo", "up")
         public = names["pub"]
         public.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")

@@ -109,6 +109,8 @@ class Person:
     context: BrowserContext
     page: Page
     dialogs: list[str] = field(default_factory=list)
+    # the page's console and failed requests, for a failure's message
+    log: list[str] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any] | None:
         result: dict[str, Any] | None = self.page.evaluate(READ_STATS)
@@ -129,7 +131,10 @@ def load(who: Person, server: Any, room: str) -> None:
         expect(who.page.locator("#socket-state")).to_have_attribute("data-state", "connected")
     except AssertionError as e:
         shown = who.page.locator("#error-text").inner_text()
-        raise AssertionError(f"no connection to {server.url}; the page says {shown!r}") from e
+        seen = "\n  ".join(who.log[-20:]) or "(nothing)"
+        raise AssertionError(
+            f"no connection to {server.url}; the page says {shown!r}; its log:\n  {seen}"
+        ) from e
     expect(who.page.locator("#me")).not_to_have_text("…")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Playwright, WebSocket, sync_playwright
 
 from .browser import (
     CHROMIUM,
@@ -94,6 +94,12 @@ def room() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
+def record_websocket(who: Person, ws: WebSocket) -> None:
+    who.log.append(f"websocket opened: {ws.url}")
+    ws.on("socketerror", lambda error: who.log.append(f"websocket error: {error}"))
+    ws.on("close", lambda _: who.log.append("websocket closed"))
+
+
 def make_people(
     default_browser: Browser, default_server: Any, default_room: str
 ) -> Generator[PersonFactory, None, None]:
@@ -136,6 +142,12 @@ def make_people(
             dialog.dismiss()
 
         page.on("dialog", on_dialog)
+        page.on("console", lambda m: who.log.append(f"console.{m.type}: {m.text}"))
+        page.on(
+            "requestfailed",
+            lambda r: who.log.append(f"request failed: {r.method} {r.url} {r.failure}"),
+        )
+        page.on("websocket", lambda ws: record_websocket(who, ws))
         if open_page:
             load(who, server or default_server, room or default_room)
         return who

@@ -11,9 +11,10 @@ from collections.abc import Callable
 import pytest
 
 from callbox.peer.call import ICE_RESTART_UNSUPPORTED, Call, EndReason, ice_ufrags
+from callbox.peer.errors import SignalingLost
 from callbox.peer.media import open_source
 from callbox.peer.signaling_client import SignalingClient
-from callbox.signaling.model import Description
+from callbox.signaling.model import Candidate, Description
 from tests.conftest import RunningServer
 from tests.integration.test_peer import loopback_ice  # noqa: F401 - autouse fixture
 from tests.tcp_proxy import TcpProxy
@@ -155,3 +156,37 @@ async def test_a_message_lost_with_the_dying_socket_is_sent_again_after_the_resu
             proxy.refuse(False)
             await asyncio.wait_for(hanging_up, 15)  # acked after the re-send
             await until(lambda: bob.ended, within=10)
+
+
+async def test_a_message_lost_with_a_session_the_server_did_not_keep_is_signaling_lost(
+    callbox_server: RunningServer,
+) -> None:
+    """The socket dies with a message in flight and the client comes back as a new session:
+    the message belongs to a session that is gone, so sending it says the signaling was lost
+    (a call goes on peer-to-peer), never that the server was too slow to reply."""
+    ca = callbox_server.ca_path
+    async with TcpProxy("127.0.0.1", callbox_server.port) as proxy:
+        via_proxy = f"https://127.0.0.1:{proxy.port}"
+        async with SignalingClient(
+            via_proxy, name="alice", ca=ca, ack_timeout=3, resume=False
+        ) as client:
+            sio = client._sio
+            assert sio is not None
+            send_packet = sio._send_packet
+            lost: list[object] = []
+
+            async def lose_the_candidate(pkt: object) -> None:
+                """A fault: the message leaves but never arrives (the socket is dying)."""
+                if not lost and "sendIceCandidate" in str(getattr(pkt, "data", "")):
+                    lost.append(pkt)
+                    return
+                await send_packet(pkt)
+
+            sio._send_packet = lose_the_candidate
+            candidate = Candidate("candidate:1 1 udp 1 192.0.2.1 9 typ host", "0", 0, None)
+            sending = asyncio.create_task(client.send_candidate(candidate, None))
+            await until(lambda: lost, within=5)
+            await proxy.cut()
+            with pytest.raises(SignalingLost, match="ended the session"):
+                await asyncio.wait_for(sending, 30)
+            assert client.online  # connected again, as a new session

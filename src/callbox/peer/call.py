@@ -397,12 +397,17 @@ class Call:
         local = self.pc.localDescription
         log.debug("call %s: local %s sdp %r", self.offer_id, local.type, local.sdp)
         candidates = candidates_from_sdp(local.sdp)
-        for candidate in candidates:
-            await self.client.send_candidate(candidate, self.offer_id)
         first = candidates[0] if candidates else None
         end = Candidate("", first.sdp_mid if first else "0", 0, first.username_fragment if first
                         else None)  # fmt: skip
-        await self.client.send_candidate(end, self.offer_id)
+        try:
+            for candidate in [*candidates, end]:
+                await self.client.send_candidate(candidate, self.offer_id)
+        except SignalingLost as e:
+            # they are in our description too (aiortc does not trickle): the peer has them
+            # already; whether the call survives the lost server is decided elsewhere
+            log.info("call %s: trickle stopped: %s", self.offer_id, e)
+            return
         log.info("call %s: trickled %d local candidates", self.offer_id, len(candidates))
 
     def _add_media(self, *, answering: bool) -> None:

@@ -10,6 +10,7 @@ counted frames go to aiortc's ``MediaRecorder`` (MP4/MKV/WebM by extension), els
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import math
@@ -24,6 +25,9 @@ from aiortc.contrib.media import MediaPlayer, MediaRecorder
 from aiortc.mediastreams import MediaStreamError
 
 from callbox.errors import PeerError
+
+#: seconds a recording's audio waits for the first video frame (see AfterVideo)
+VIDEO_WAIT = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +161,17 @@ def open_source(spec: str, *, width: int = 640, height: int = 480) -> Source:
 class CountingTrack(MediaStreamTrack):
     """Pass-through of a received track that counts frames and remembers the video size."""
 
-    def __init__(self, source: MediaStreamTrack, on_frame: asyncio.Event) -> None:
+    def __init__(
+        self,
+        source: MediaStreamTrack,
+        on_frame: asyncio.Event,
+        first_frame: asyncio.Event | None = None,
+    ) -> None:
         super().__init__()
         self.kind = source.kind
         self._source = source
         self._on_frame = on_frame
+        self._first_frame = first_frame
         self.frames = 0
         self.width = 0
         self.height = 0
@@ -173,6 +183,8 @@ class CountingTrack(MediaStreamTrack):
         frame = await self._source.recv()
         if self.frames == 0:
             self.first_frame_at = time.monotonic()
+            if self._first_frame is not None:
+                self._first_frame.set()
         self.frames += 1
         if isinstance(frame, av.VideoFrame):
             self.width, self.height = frame.width, frame.height
@@ -184,6 +196,29 @@ class CountingTrack(MediaStreamTrack):
         return frame
 
 
+class AfterVideo(MediaStreamTrack):
+    """A recorded audio track that gives its first frame only once the recording's video
+    had its own (or after :data:`VIDEO_WAIT` s without one). aiortc's ``MediaRecorder`` writes
+    the file's header at the first packet: a video stream whose first frame comes later, as
+    it does on a busy machine, is left out of the file. Frames wait meanwhile in the remote
+    track's queue; none is lost."""
+
+    def __init__(self, source: CountingTrack, video_started: asyncio.Event) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source
+        self._video_started = video_started
+        self._waited = False
+
+    async def recv(self) -> av.VideoFrame | av.AudioFrame:
+        if not self._waited:
+            self._waited = True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(VIDEO_WAIT):
+                    await self._video_started.wait()
+        return await self._source.recv()
+
+
 @dataclass(slots=True)
 class Sink:
     """Consumes every received track: counts it, and records it when a file is given."""
@@ -193,6 +228,8 @@ class Sink:
     frame_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _recorder: MediaRecorder | None = None
     _recorded: list[CountingTrack] = field(default_factory=list)
+    #: the recording's video had its first frame (its audio waits for it)
+    _video_started: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _started: bool = False
     _closed: bool = False
@@ -201,15 +238,18 @@ class Sink:
         """Attach a remote track (from the ``track`` event). Tracks added after
         :meth:`start` (a renegotiation) are counted but not recorded: the recording's
         streams are fixed once it started."""
-        counted = CountingTrack(track, self.frame_arrived)
+        recording = self.record is not None and not self._started
+        first = self._video_started if recording and track.kind == "video" else None
+        counted = CountingTrack(track, self.frame_arrived, first)
         self.tracks.append(counted)
-        if self.record is not None and not self._started:
+        if recording:
             if self._recorder is None:
                 try:
                     self._recorder = MediaRecorder(str(self.record))
                 except (OSError, ValueError, av.FFmpegError) as exc:
                     raise PeerError(f"cannot record to {self.record}: {exc}") from exc
-            self._recorder.addTrack(counted)
+            audio = counted.kind == "audio"
+            self._recorder.addTrack(AfterVideo(counted, self._video_started) if audio else counted)
             self._recorded.append(counted)
         if self._started:
             self._drain(counted)
@@ -234,6 +274,8 @@ class Sink:
         if self._started:
             return
         self._started = True
+        if not any(t.kind == "video" for t in self._recorded):
+            self._video_started.set()  # no video to wait for
         if self._recorder is not None:
             await self._recorder.start()
         for track in self.tracks:

@@ -512,7 +512,9 @@ class SignalingClient:
                     ack = await self._sio.call(event, body, timeout=self._ack_timeout)
                 break
             except socketio.exceptions.TimeoutError:
-                if self._resumes == resumes and not self._away:
+                # no reply on the same session, still online: the server is too slow. Else
+                # the socket died with the message: send it again, or (a new session) give up
+                if self._resumes == resumes and self._sessions == session and not self._away:
                     late = f"no reply to {event} within {self._ack_timeout:g} s"
                     raise PeerTimeout(late) from None
             except socketio.exceptions.BadNamespaceError:
