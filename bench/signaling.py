@@ -206,9 +206,10 @@ def calls_options(args: argparse.Namespace, pairs: int, rooms: str) -> list[str]
 
 
 def profile_lobby(args: argparse.Namespace, options: list[str]) -> list[tuple[float, str]]:
-    """One more callbox (memory) lobby run with py-spy attached during its window."""
+    """One more callbox lobby run (``--profile-mode``: in memory, or one node on Redis) with
+    py-spy attached to its (first) node during its window."""
     output = Path(args.profile)
-    setup = start("memory")
+    setup = start(args.profile_mode)
     recorder: list[subprocess.Popen[bytes]] = []
     window = args.duration or 10
     try:
@@ -252,7 +253,8 @@ def cmd_calls(args: argparse.Namespace, workload: str) -> dict[str, Any]:
         out["sizes"][str(pairs)] = {"rounds": results, **figures}
     if args.profile:  # the last size of the workload, once more, with py-spy attached
         top = profile_lobby(args, calls_options(args, sizes[-1], rooms))
-        print(f"py-spy, callbox in the {workload} workload ({args.profile}), top by own time:")
+        who = "callbox" if args.profile_mode == "memory" else "callbox, 1 node on Redis,"
+        print(f"py-spy, {who} in the {workload} workload ({args.profile}), top by own time:")
         for share, name in top:
             print(f"  {100 * share:5.1f}%  {name}")
         out["profile"] = {"file": args.profile, "top": [[s, n] for s, n in top]}
@@ -329,6 +331,8 @@ def parser() -> argparse.ArgumentParser:
                            help="seconds measured per round (10; 20 above 100 pairs)")  # fmt: skip
         if name != "idle":
             s.add_argument("--profile", help="also record callbox with py-spy: speedscope file")
+            s.add_argument("--profile-mode", choices=("memory", "redis"), default="memory",
+                           help="the callbox mode --profile records (default: memory)")  # fmt: skip
         if name == "rooms":
             s.add_argument("--pairs", type=int_list, default=[50, 1000])
         if name == "idle":
