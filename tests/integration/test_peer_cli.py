@@ -29,7 +29,12 @@ from tests.integration.test_peer import (
     popen_callbox,
 )
 from tests.integration.test_peer_renegotiate import until
-from tests.integration.test_peer_restart import Restart, serve_again, stop  # noqa: F401
+from tests.integration.test_peer_restart import (  # noqa: F401
+    STATE_LOST,
+    Restart,
+    serve_again,
+    stop,
+)
 
 WIDTH, HEIGHT = 160, 120
 
@@ -82,6 +87,7 @@ async def test_cli_caller_is_told_who_declined(callbox_server: RunningServer) ->
     assert out == ""
 
 
+@STATE_LOST
 async def test_cli_answer_keeps_its_call_through_a_server_kill_and_restart(
     start_server: StartServer,
     serve_again: Restart,  # noqa: F811 - the fixture

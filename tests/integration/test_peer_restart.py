@@ -56,11 +56,18 @@ def serve_again(tmp_path: Path) -> Iterator[Restart]:
         server.stop()
 
 
+#: A restart in these tests is a server that comes back without its state (one process, in
+#: memory): `serve_again` starts it without the backend's arguments. On Redis the state
+#: outlives a node, which tests/integration/test_nodes.py covers (a node killed, restarted).
+STATE_LOST = pytest.mark.parametrize("backend", ["memory"])
+
+
 def stop(server: RunningServer, how: signal.Signals) -> None:
     server.process.send_signal(how)
     server.process.wait(timeout=20)
 
 
+@STATE_LOST
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_call_outlives_a_server_restart_and_a_later_hangup_arrives(
     start_server: StartServer, serve_again: Restart, how: signal.Signals
@@ -127,6 +134,7 @@ async def test_call_outlives_a_server_restart_and_a_later_hangup_arrives(
         assert outcome.by == "alice"
 
 
+@STATE_LOST
 async def test_a_call_whose_media_stopped_ends_when_the_server_restarts(
     start_server: StartServer, serve_again: Restart
 ) -> None:

@@ -29,6 +29,14 @@ ALLOCATION_LIFETIME = 15
 
 
 @pytest.fixture
+def backend() -> str:
+    """What is tested here (coturn's relays, credentials refreshed through `iceServers`) does
+    not depend on where the server keeps its state: the in-memory backend only (test_turn.py
+    runs on both)."""
+    return "memory"
+
+
+@pytest.fixture
 def short_lived_coturn() -> Iterator[Coturn]:
     with running_coturn(options=[f"max-allocate-lifetime={ALLOCATION_LIFETIME}"]) as server:
         yield server
