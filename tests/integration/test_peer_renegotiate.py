@@ -120,6 +120,24 @@ async def test_aiortc_answerer_answers_a_renegotiation_but_declines_an_ice_resta
         assert caplog.text.count("answered a renegotiation") == 1
 
 
+def lose_the_first(client: SignalingClient, event: str) -> list[object]:
+    """A fault: the first packet of ``event`` the client sends leaves but never arrives (the
+    socket is dying). Returns the list the lost packet goes into."""
+    sio = client._sio
+    assert sio is not None
+    send_packet = sio._send_packet
+    lost: list[object] = []
+
+    async def lose(pkt: object) -> None:
+        if not lost and event in str(getattr(pkt, "data", "")):
+            lost.append(pkt)
+            return
+        await send_packet(pkt)
+
+    sio._send_packet = lose
+    return lost
+
+
 async def test_a_message_lost_with_the_dying_socket_is_sent_again_after_the_resume(
     callbox_server: RunningServer,
 ) -> None:
@@ -133,19 +151,7 @@ async def test_a_message_lost_with_the_dying_socket_is_sent_again_after_the_resu
             Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as bob,
         ):
             await connected_pair(alice, bob, bob_client)
-            sio = alice_client._sio
-            assert sio is not None
-            send_packet = sio._send_packet
-            lost: list[object] = []
-
-            async def lose_the_hangup(pkt: object) -> None:
-                """A fault: the hangup leaves but never arrives (the socket is dying)."""
-                if not lost and "hangup" in str(getattr(pkt, "data", "")):
-                    lost.append(pkt)
-                    return
-                await send_packet(pkt)
-
-            sio._send_packet = lose_the_hangup
+            lost = lose_the_first(alice_client, "hangup")
             hanging_up = asyncio.create_task(alice_client.hangup(alice.offer_id))
             await until(lambda: lost, within=5)
             assert '"seq"' in str(lost[0].data) or "'seq'" in str(lost[0].data)  # type: ignore[attr-defined]
@@ -170,19 +176,7 @@ async def test_a_message_lost_with_a_session_the_server_did_not_keep_is_signalin
         async with SignalingClient(
             via_proxy, name="alice", ca=ca, ack_timeout=3, resume=False
         ) as client:
-            sio = client._sio
-            assert sio is not None
-            send_packet = sio._send_packet
-            lost: list[object] = []
-
-            async def lose_the_candidate(pkt: object) -> None:
-                """A fault: the message leaves but never arrives (the socket is dying)."""
-                if not lost and "sendIceCandidate" in str(getattr(pkt, "data", "")):
-                    lost.append(pkt)
-                    return
-                await send_packet(pkt)
-
-            sio._send_packet = lose_the_candidate
+            lost = lose_the_first(client, "sendIceCandidate")
             candidate = Candidate("candidate:1 1 udp 1 192.0.2.1 9 typ host", "0", 0, None)
             sending = asyncio.create_task(client.send_candidate(candidate, None))
             await until(lambda: lost, within=5)
