@@ -16,6 +16,7 @@ import socketio
 
 from tests.conftest import RunningServer, StartServer
 from tests.integration.loadgen import run_load
+from tests.integration.raw import Raw
 from tests.integration.server_proc import metric
 from tests.integration.sio_client import ANSWER, OFFER, Client, Clients, cand
 from tests.redis_server import RedisServer
@@ -230,17 +231,25 @@ async def test_redis_restarted_empty_tells_clients_their_calls_ended(
         ack = await alice.call("newOffer", OFFER)
         await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
         await alice.wait_for("answerResponse")
+        # dave reads nothing from here on: his socket's close takes the node's whole grace
+        dave = await Raw(a).open()
+        assert (await dave.connect(userName="dave")).startswith("0{")
         own_redis.stop()
         own_redis.start()  # empty: no persistence
         for who in (alice, bob):
             ended = await who.wait_for("callEnded", wait=20)
             assert ended["offerId"] == ack["offerId"] and ended["reason"] == "server-shutdown"
+        # a newcomer right after it, while the node still closes the old sockets (dave's
+        # takes the grace, 1 s), is a client of the fresh Redis: it is left alone
         again = Clients(a)
         try:
             carol = await again(userName="carol")
+            await asyncio.sleep(1.5)
+            assert carol.sio is not None and carol.sio.connected
             assert (await carol.call("newOffer", OFFER))["offerId"]
         finally:
             await again.close()
+            await dave.close()
     finally:
         await clients.close()
 

@@ -108,7 +108,7 @@ class Nodes:
             await self._start_over()
         elif declared_dead and self._task is not None:
             log.warning("node=%s: declared dead by another node: reconnecting every client", node)
-            await self.hub.sio.close_all(grace=1.0)
+            await self.hub.sio.reconnect_everyone(grace=1.0)
 
     async def _start_over(self) -> None:
         hub = self.hub
@@ -116,7 +116,7 @@ class Nodes:
             if local.offer_id is not None:
                 payload = {"offerId": local.offer_id, "reason": "server-shutdown", "by": ""}
                 await hub.sio.emit("callEnded", payload, to=local.at.sid)
-        await hub.sio.close_all(grace=1.0)
+        await hub.sio.reconnect_everyone(grace=1.0)
 
     async def _bury_the_dead(self) -> None:
         cutoff = time.time() - self.dead_after

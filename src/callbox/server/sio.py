@@ -311,13 +311,7 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def close_all(self, grace: float) -> None:
         """Close every engine.io connection (graceful restart), then wait for them to go,
         at most ``grace`` seconds; whatever is left is aborted."""
-        for eio_sid in list(self.eio.sockets):
-            await self.close_transport(eio_sid)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        # engine.io signals nothing when a websocket has finished closing: poll its table
-        while self.eio.websocket_requests and loop.time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        await self.reconnect_everyone(grace)
         for eio_sid in list(self.eio.sockets):
             transport = self._transport(eio_sid)
             if transport is not None:
@@ -325,6 +319,28 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self.eio.sockets.clear()
         for task in list(self._tasks):
             task.cancel()
+
+    async def reconnect_everyone(self, grace: float) -> None:
+        """Close the connections open now as a dropped network would (their clients
+        reconnect), wait for them to go, at most ``grace`` seconds, then abort the rest of
+        them. The server goes on: a connection made meanwhile is left alone."""
+        closing = list(self.eio.sockets)
+        for eio_sid in closing:
+            await self.close_transport(eio_sid)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+
+        def open_ones() -> list[str]:
+            # engine.io signals nothing when a websocket has finished closing: poll its tables
+            eio = self.eio
+            return [s for s in closing if s in eio.sockets or s in eio.websocket_requests]
+
+        while open_ones() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for eio_sid in open_ones():
+            transport = self._transport(eio_sid)
+            if transport is not None:
+                transport.abort()
 
 
 class _Pipe:
