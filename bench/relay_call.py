@@ -36,19 +36,8 @@ from tests.e2e.test_nat import STUN_PORT, NatWorld, world  # noqa: E402
 from tests.e2e.test_relay import FORCE_RELAY  # noqa: E402
 from tests.netns import available as netns_available  # noqa: E402
 
-# Installed in the answerer's page just before the click.
-PROBE = """
-() => {
-  const t = {};
-  window.__bench = t;
-  document.querySelector('#offers').addEventListener(
-    'click', () => { t.click ??= performance.now(); }, { capture: true });
-  const state = document.querySelector('#call-state');
-  new MutationObserver(() => {
-    if (state.dataset.state === 'connected') t.connected ??= performance.now();
-  }).observe(state, { attributes: true, attributeFilter: ['data-state'] });
-}
-"""
+from bench.browser_call import PROBE  # noqa: E402 - the click and connected marks
+
 CONNECT_WAIT_MS = 40_000  # ICE gives up after ~16 s: past this, the call did not connect
 
 

@@ -28,7 +28,7 @@ from tests.integration.test_peer import (
     loopback_ice,  # noqa: F401 - autouse fixture
     popen_callbox,
 )
-from tests.integration.test_peer_renegotiate import until
+from tests.integration.test_peer_renegotiate import more_frames, until
 from tests.integration.test_peer_restart import (  # noqa: F401
     STATE_LOST,
     Restart,
@@ -106,8 +106,7 @@ async def test_cli_answer_keeps_its_call_through_a_server_kill_and_restart(
             await asyncio.to_thread(stop, server, signal.SIGKILL)
             await asyncio.to_thread(serve_again, server)
             await until(lambda: client.online and not alice.server_has_call, within=30)
-            frames = alice.sink.frames("video")
-            await until(lambda: alice.sink.frames("video") > frames + 10, within=10)
+            await more_frames(alice)
             await alice.hangup()
         out, err = await asyncio.to_thread(answer.communicate, timeout=30)
     finally:

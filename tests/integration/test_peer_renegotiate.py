@@ -31,6 +31,16 @@ async def until(condition: Callable[[], object], within: float) -> None:
     raise TimeoutError(f"not true within {within} s")
 
 
+async def more_frames(*calls: Call, by: int = 10, within: float = 10) -> None:
+    """Wait until each call has received ``by`` more video frames than it had now: media
+    still flows both ways."""
+    start = [c.sink.frames("video") for c in calls]
+    await until(
+        lambda: all(c.sink.frames("video") > n + by for c, n in zip(calls, start, strict=True)),
+        within=within,
+    )
+
+
 async def connected_pair(alice: Call, bob: Call, bob_client: SignalingClient) -> None:
     placing = asyncio.create_task(alice.place(answer_within=10))
     offer = await bob_client.wait_for_offer(from_user="alice", within=10)

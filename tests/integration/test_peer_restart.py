@@ -24,7 +24,7 @@ from tests.integration.test_peer import (
     loopback_ice,  # noqa: F401 - autouse fixture
     popen_callbox,
 )
-from tests.integration.test_peer_renegotiate import connected_pair, until
+from tests.integration.test_peer_renegotiate import connected_pair, more_frames, until
 from tests.tcp_proxy import TcpProxy
 
 WIDTH, HEIGHT = 160, 120
@@ -117,14 +117,7 @@ async def test_call_outlives_a_server_restart_and_a_later_hangup_arrives(
         for who in ("alice", "bob"):
             assert len(notices[who]) == 1, notices
             assert notices[who][0].endswith("media still flows: the call goes on peer-to-peer")
-        frames = (alice.sink.frames("video"), bob.sink.frames("video"))
-        await until(
-            lambda: (
-                alice.sink.frames("video") > frames[0] + 10
-                and bob.sink.frames("video") > frames[1] + 10
-            ),
-            within=10,
-        )
+        await more_frames(alice, bob)
         assert (alice.state, bob.state) == ("connected", "connected")
 
         # the new server knows nothing of the call: the hang-up goes over the data channel
@@ -194,14 +187,7 @@ async def test_a_peer_the_server_lost_but_still_on_the_data_channel_keeps_its_ca
             assert not bob.ended and not bob.server_has_call
             proxy.refuse(False)  # alice comes back as a new session, and keeps her call too
             await until(lambda: alice_client.online and not alice.server_has_call, within=20)
-            frames = (alice.sink.frames("video"), bob.sink.frames("video"))
-            await until(
-                lambda: (
-                    alice.sink.frames("video") > frames[0] + 10
-                    and bob.sink.frames("video") > frames[1] + 10
-                ),
-                within=10,
-            )
+            await more_frames(alice, bob)
             await bob.hangup()
             outcome = await alice.run(duration=10)
             assert outcome.reason is EndReason.REMOTE_HANGUP and outcome.by == "bob"
@@ -234,8 +220,7 @@ async def test_a_client_without_resume_comes_back_as_a_new_session_and_keeps_its
             )
             assert alice_client.welcome is not None and not alice_client.welcome.resumed
             await until(lambda: not alice.server_has_call, within=10)
-            frames = bob.sink.frames("video")
-            await until(lambda: bob.sink.frames("video") > frames + 10, within=10)
+            await more_frames(bob)
             await alice.hangup()
             outcome = await bob.run(duration=10)
             assert outcome.reason is EndReason.REMOTE_HANGUP and outcome.by == "alice"

@@ -19,7 +19,7 @@ from callbox.peer.media import open_source
 from callbox.peer.signaling_client import SignalingClient
 from tests.conftest import StartServer
 from tests.coturn import Coturn, running_coturn
-from tests.integration.test_peer_renegotiate import until
+from tests.integration.test_peer_renegotiate import more_frames, until
 from tests.integration.test_turn import minted, turn_server
 
 WIDTH, HEIGHT = 160, 120
@@ -90,14 +90,7 @@ async def test_relay_only_call_outlives_its_turn_credentials_and_they_are_refres
         # past the expiry of the credentials the call was made with, and past coturn's
         # refresh of the allocations (at 5/6 of their lifetime), media still flows both ways
         await until(lambda: time.time() > max(first, started + ALLOCATION_LIFETIME) + 1, 30)
-        frames = (alice.sink.frames("video"), bob.sink.frames("video"))
-        await until(
-            lambda: (
-                alice.sink.frames("video") > frames[0] + 10
-                and bob.sink.frames("video") > frames[1] + 10
-            ),
-            within=10,
-        )
+        await more_frames(alice, bob)
         assert (alice.state, bob.state) == ("connected", "connected")
         assert not alice.ended and not bob.ended
         # coturn took the allocations' refreshes with the expired credentials
