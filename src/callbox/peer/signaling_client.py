@@ -139,6 +139,9 @@ class SignalingClient:
         self._emit_lock = asyncio.Lock()
         self._closed = False
         self._online = asyncio.Event()
+        #: this socket got its welcome (online once socket.io also counts it connected: the
+        #: server's welcome can come before its CONNECT answer)
+        self._welcomed = False
         self._away = False
         #: SessionLost was queued for the current time away (said once per drop)
         self._lost_told = False
@@ -331,6 +334,7 @@ class SignalingClient:
     # --- incoming ----------------------------------------------------------------------------
 
     def _register(self, sio: Any) -> None:
+        sio.on("connect", self._mark_online)
         sio.on("connect_error", self._on_connect_error)
         sio.on("disconnect", self._on_disconnect)
         sio.on("__disconnect_final", self._on_disconnect_final)
@@ -394,8 +398,14 @@ class SignalingClient:
             self._lost_told = True
             self._queue.put_nowait(SessionLost(reason))
 
+    def _mark_online(self) -> None:
+        """Online: welcomed, and socket.io has the namespace (else an emit is refused)."""
+        if self._welcomed and self._sio is not None and "/" in self._sio.namespaces:
+            self._online.set()
+
     def _on_disconnect(self, reason: object = None) -> None:
         self._online.clear()
+        self._welcomed = False
         why = str(reason)
         if self._closed or why == _CLIENT_DISCONNECT:
             return
@@ -461,7 +471,8 @@ class SignalingClient:
             else:
                 log.info("%s: connected again as a new session", self.url)
                 self._session_lost("the server started a new session")
-        self._online.set()
+        self._welcomed = True
+        self._mark_online()
 
     async def next_event(self) -> Event:
         """The next call event, in arrival order."""
@@ -483,8 +494,9 @@ class SignalingClient:
     # --- outgoing ----------------------------------------------------------------------------
 
     async def _wait_online(self, event: str) -> None:
-        if self._away:
-            # the socket dropped: wait for the resume (the server keeps the session meanwhile)
+        if self._away or (self._welcomed and not self._online.is_set()):
+            # the socket dropped: wait for the resume (the server keeps the session
+            # meanwhile); or the welcome came and socket.io has not counted the CONNECT yet
             try:
                 async with asyncio.timeout(self.resume_wait):
                     await self._online.wait()
