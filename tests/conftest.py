@@ -73,12 +73,19 @@ class RunningServer:
         return self.process.returncode
 
 
+class PortTaken(RuntimeError):
+    """The free port picked for a server was taken by another process before it bound it
+    (another test worker's, on a busy machine): start again on another."""
+
+
 def _wait_ready(server: RunningServer) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     last: Exception | None = None
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"callbox serve exited early:\n{server.log()}")
+            log = server.log()
+            why = PortTaken if "address already in use" in log else RuntimeError
+            raise why(f"callbox serve exited early:\n{log}")
         try:
             status, _, _ = server.get("/healthz")
             if status == 200:
@@ -140,7 +147,17 @@ def start_server(
         port: int | None = None,
     ) -> RunningServer:
         """``port``: a given one (e.g. the port of a server that was just stopped)."""
-        port = port or free_port()
+        for attempt in range(3):
+            try:
+                return _start(extra, data_dir, metrics_token, port or free_port())
+            except PortTaken:
+                if port is not None or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(
+        extra: tuple[str, ...], data_dir: Path | None, metrics_token: str | None, port: int
+    ) -> RunningServer:
         data = data_dir or shared_data_dir
         log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
         http = "--http" in extra
