@@ -1,6 +1,7 @@
 """The Lua scripts of the Redis store and mailbox: each protocol step is one script, so it
 is atomic across every node on the same Redis. Each script is ``lua/common.lua`` followed by
-its own file; redis-py runs it with EVALSHA (loading it on first use)."""
+its own file; redis-py runs it with EVALSHA (loading it on first use), the calls of one turn
+of the event loop in one pipeline (batch.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from callbox.signaling.model import ErrorCode, SignalingError, StoreUnavailable
+from callbox.signaling.redis.batch import Batcher
 
 _NAMES = (
     "add_session",
@@ -48,17 +49,16 @@ class Scripts:
     def __init__(self, client: Redis, prefix: str) -> None:
         common = _source("common")
         self.prefix = prefix
+        self.batcher = Batcher(client)
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(common + "\n" + _source(name)) for name in _NAMES
         }
 
-    async def run(
-        self, name: str, *args: str | int | float, client: Redis | Pipeline | None = None
-    ) -> Any:
+    async def run(self, name: str, *args: str | int | float) -> Any:
         """Run script ``name``; a Redis failure becomes :class:`StoreUnavailable`, a
         refusal the script returned (``E:code[|limit]:message``) a :class:`SignalingError`."""
         try:
-            result = await self._scripts[name](args=[self.prefix, *args], client=client)
+            result = await self.batcher.run(self._scripts[name], (self.prefix, *args))
         except RedisError as e:
             raise unavailable(e) from e
         return check(result)

@@ -86,7 +86,11 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self.ttl = ttl
-        self.scripts = Scripts(client, prefix)
+        # one set of scripts (and one batch per turn of the loop) with the mailbox
+        shared = mailbox is not None and mailbox.prefix == prefix and mailbox.client is client
+        self.scripts = (
+            mailbox.scripts if mailbox is not None and shared else Scripts(client, prefix)
+        )
         self.mailbox = mailbox
 
     async def add_session(self, session: Session) -> bool:

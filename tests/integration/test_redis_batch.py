@@ -1,0 +1,127 @@
+"""Script calls of one turn of the event loop go to Redis as one pipeline (batch.py), on a
+real redis-server: in order, each with its own result or error, scripts Redis lost loaded
+again, a failed connection failing every call of its batch and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from callbox.signaling.redis.batch import Batcher
+from tests.redis_server import RedisServer
+
+PUSH = "return redis.call('RPUSH', ARGV[1], ARGV[2])"
+FAIL_ON_X = "if ARGV[2] == 'x' then return redis.error_reply('no x') end return ARGV[2]"
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(redis_server.url)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"batch{uuid.uuid4().hex[:10]}"
+
+
+class Counting(Batcher):
+    """Counts the pipelines it sends (and their sizes)."""
+
+    def __init__(self, client: Redis) -> None:
+        super().__init__(client)
+        self.pipelines: list[int] = []
+
+    async def _execute(self, calls: list[Any]) -> list[Any]:
+        self.pipelines.append(len(calls))
+        return await super()._execute(calls)
+
+
+async def test_calls_of_one_turn_go_in_one_pipeline_in_order(client: Redis, key: str) -> None:
+    batcher = Counting(client)
+    push = client.register_script(PUSH)
+    await client.script_load(PUSH)  # else the first batch misses it and is sent again
+    results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(40)))
+    assert results == list(range(1, 41))  # each call's own result
+    assert batcher.pipelines == [40]
+    assert await client.lrange(key, 0, -1) == [str(i).encode() for i in range(40)]
+
+
+async def test_a_call_alone_is_sent_alone_and_later_turns_in_batches_of_their_own(
+    client: Redis, key: str
+) -> None:
+    batcher = Counting(client)
+    push = client.register_script(PUSH)
+    assert await batcher.run(push, (key, "a")) == 1
+    assert batcher.pipelines == []  # a batch of one is an ordinary EVALSHA
+    first = asyncio.gather(*(batcher.run(push, (key, f"b{i}")) for i in range(3)))
+    await asyncio.sleep(0)  # the next turn sends the first three
+    second = asyncio.gather(*(batcher.run(push, (key, f"c{i}")) for i in range(2)))
+    await first
+    await second
+    assert batcher.pipelines == [3, 2]
+    names = [b"a", b"b0", b"b1", b"b2", b"c0", b"c1"]
+    assert await client.lrange(key, 0, -1) == names
+
+
+async def test_an_error_reply_fails_only_its_own_call(client: Redis) -> None:
+    batcher = Batcher(client)
+    script = client.register_script(FAIL_ON_X)
+    outcomes = await asyncio.gather(
+        *(batcher.run(script, ("k", v)) for v in ("a", "x", "b")), return_exceptions=True
+    )
+    assert outcomes[0] == b"a" and outcomes[2] == b"b"
+    assert isinstance(outcomes[1], ResponseError) and "no x" in str(outcomes[1])
+
+
+async def test_scripts_redis_lost_are_loaded_again_and_run_in_order(
+    client: Redis, key: str
+) -> None:
+    batcher = Counting(client)
+    push = client.register_script(PUSH)
+    await batcher.run(push, (key, "before"))
+    await client.script_flush()  # what a restarted Redis has: no scripts
+    assert await client.script_exists(push.sha) == [False]
+    results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(5)))
+    assert results == [2, 3, 4, 5, 6]
+    assert batcher.pipelines == [5, 5]  # the batch that missed, then the same calls again
+    expected = [b"before", *(str(i).encode() for i in range(5))]
+    assert await client.lrange(key, 0, -1) == expected
+
+
+async def test_a_caller_that_gives_up_does_not_break_the_others(client: Redis, key: str) -> None:
+    batcher = Batcher(client)
+    push = client.register_script(PUSH)
+    calls = [asyncio.ensure_future(batcher.run(push, (key, str(i)))) for i in range(3)]
+    await asyncio.sleep(0)
+    calls[1].cancel()
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    assert done[0] == 1 and done[2] == 3
+    assert isinstance(done[1], asyncio.CancelledError)
+
+
+async def test_a_dead_connection_fails_every_call_of_its_batch(tmp_path: Any) -> None:
+    own = RedisServer(tmp_path).start()
+    redis = Redis.from_url(own.url)
+    try:
+        batcher = Batcher(redis)
+        push = redis.register_script(PUSH)
+        assert await batcher.run(push, ("k", "up")) == 1
+        own.stop()
+        outcomes = await asyncio.gather(
+            *(batcher.run(push, ("k", str(i))) for i in range(4)), return_exceptions=True
+        )
+        assert all(isinstance(o, RedisConnectionError) for o in outcomes), outcomes
+        own.start()
+        assert await batcher.run(push, ("k", "back")) == 1  # a new Redis, empty
+    finally:
+        await redis.aclose()
+        own.stop()
