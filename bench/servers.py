@@ -159,11 +159,16 @@ def callbox_has_redis() -> bool:
     return re.search(r"--redis\b", done.stdout) is not None
 
 
-def start_callbox(name: str = "callbox", redis_url: str | None = None, pin: bool = True) -> Server:
+def start_callbox(
+    name: str = "callbox",
+    redis_url: str | None = None,
+    pin: bool = True,
+    extra: tuple[str, ...] = (),
+) -> Server:
     port = free_port()
     tmp = tempfile.TemporaryDirectory(prefix=f"callbox-bench-{name}-")
     argv = [sys.executable, "-m", "callbox", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--data-dir", tmp.name, *CALLBOX_FLAGS]
+    argv += ["--data-dir", tmp.name, *CALLBOX_FLAGS, *extra]
     if redis_url is not None:
         argv += ["--redis", redis_url]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

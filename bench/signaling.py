@@ -42,10 +42,12 @@ from bench.servers import (  # noqa: E402
     start_callbox,
 )
 
-MODES = ("memory", "redis", "redis2")
+MODES = ("memory", "redis", "redis2", "asyncio", "redis-asyncio")
 LABELS = {
     "baseline": "baseline (Node)",
     "memory": "callbox",
+    "asyncio": "callbox on asyncio's loop",
+    "redis-asyncio": "callbox, 1 node on Redis, asyncio's loop",
     "redis": "callbox, 1 node on Redis",
     "redis2": "callbox, 2 nodes on Redis",
 }
@@ -74,12 +76,14 @@ class Setup:
 def start(contender: str) -> Setup:
     if contender == "baseline":
         return Setup("baseline", [start_baseline()])
-    if contender == "memory":
-        return Setup("callbox", [start_callbox()])
+    # callbox runs on uvloop (its default where installed); these two on asyncio's own loop
+    extra = ("--event-loop", "asyncio") if contender.endswith("asyncio") else ()
+    if contender in ("memory", "asyncio"):
+        return Setup("callbox", [start_callbox(extra=extra)])
     redis = Redis()
     try:
         nodes = 2 if contender == "redis2" else 1
-        servers = [start_callbox(f"callbox-node{n}", redis.url) for n in range(nodes)]
+        servers = [start_callbox(f"callbox-node{n}", redis.url, extra=extra) for n in range(nodes)]
     except BaseException:
         redis.stop()
         raise
@@ -155,17 +159,20 @@ REDIS_COLUMNS = [
 
 
 def ratio_pairs(results: dict[str, list[Row]]) -> list[tuple[str, str]]:
-    """Every callbox contender against the baseline; Redis modes also against in-memory."""
+    """Every callbox contender against the baseline; the others also against in-memory
+    callbox, and Redis on asyncio's loop against in-memory on asyncio's loop."""
     base, memory = LABELS["baseline"], LABELS["memory"]
     pairs = [(name, base) for name in results if name != base]
     pairs += [
         (name, memory) for name in results if memory in results and name not in (base, memory)
     ]
+    if LABELS["redis-asyncio"] in results and LABELS["asyncio"] in results:
+        pairs.append((LABELS["redis-asyncio"], LABELS["asyncio"]))
     return pairs
 
 
 def contenders(modes: list[str]) -> list[str]:
-    if any(m != "memory" for m in modes) and not callbox_has_redis():
+    if any(m.startswith("redis") for m in modes) and not callbox_has_redis():
         raise BenchError(
             "`callbox serve --redis` does not exist yet (issue 9): run with --modes memory"
         )
@@ -239,7 +246,9 @@ def header(what: str, args: argparse.Namespace) -> str:
 def cmd_calls(args: argparse.Namespace, workload: str) -> dict[str, Any]:
     sizes = [50] if workload == "lobby" else args.pairs
     rooms = "lobby" if workload == "lobby" else "own"
-    columns = CALL_COLUMNS + (REDIS_COLUMNS if set(args.modes) - {"memory"} else [])
+    columns = CALL_COLUMNS + (
+        REDIS_COLUMNS if any(m.startswith("redis") for m in args.modes) else []
+    )
     out: dict[str, Any] = {"workload": workload, "commit": commit(), "sizes": {}}
     for pairs in sizes:
         where = "everyone in one room" if rooms == "lobby" else "each pair in its own room"
@@ -324,7 +333,8 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=text)
         s.add_argument("--rounds", type=int, default=3)
         s.add_argument("--modes", type=mode_list, default=["memory"],
-                       help="callbox modes, comma-separated: memory,redis,redis2")  # fmt: skip
+                       help="callbox modes, comma-separated: memory,redis,redis2 (uvloop), "
+                            "asyncio,redis-asyncio (asyncio's own loop)")  # fmt: skip
         if name != "idle":
             s.add_argument("--warmup", type=float, default=2)
             s.add_argument("--duration", type=float, default=0,

@@ -149,7 +149,7 @@ def _data_dir(value: Path | None) -> Path:
 def _serve(settings: ServerSettings) -> int:
     from callbox.certs import local_addresses
     from callbox.server.banner import format_banner
-    from callbox.server.runner import Listening, serve, tls_context
+    from callbox.server.runner import Listening, loop_factory, serve, tls_context
 
     context: ssl.SSLContext | None = None
     ca_path: Path | None = None
@@ -173,7 +173,8 @@ def _serve(settings: ServerSettings) -> int:
         )
         print(banner, flush=True)
 
-    asyncio.run(serve(settings, context, ready, ca_path=ca_path))
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        runner.run(serve(settings, context, ready, ca_path=ca_path))
     print("callbox stopped.")
     return 0
 

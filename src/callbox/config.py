@@ -95,6 +95,8 @@ class ServerSettings:
     redis_prefix: str = "callbox:"
     #: this node's name among the nodes on one Redis (default: random at each start)
     node_id: str | None = None
+    #: the asyncio event loop: ``auto`` (uvloop where installed), ``uvloop`` or ``asyncio``
+    event_loop: str = "auto"
     # --- TURN credentials and the built-in STUN (server/ice.py, server/stun.py) ---
     #: turn:/turns: URLs of a coturn sharing ``turn_secret`` (TURN REST credentials)
     turn_urls: tuple[str, ...] = ()
@@ -252,9 +254,15 @@ def add_nodes_arguments(parser: argparse.ArgumentParser) -> None:
         "--node-id",
         help="this node's name among the nodes on one Redis (default: random at each start)",
     )
+    parser.add_argument(
+        "--event-loop",
+        help="the event loop: auto (uvloop where it is installed, else asyncio's), uvloop "
+        "or asyncio (default auto)",
+    )
 
 
-_NODES_FLAGS = ("redis_url", "redis_prefix", "node_id")
+_NODES_FLAGS = ("redis_url", "redis_prefix", "node_id", "event_loop")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def _nodes(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -264,10 +272,14 @@ def _nodes(values: Mapping[str, Any]) -> dict[str, Any]:
     node = values.get("node_id")
     if node is not None and not valid_node_id(str(node)):
         raise ConfigError(f"--node-id {node!r}: 1-64 of A-Z a-z 0-9 _ - .")
+    loop = str(values.get("event_loop") or "auto")
+    if loop not in EVENT_LOOPS:
+        raise ConfigError(f"--event-loop {loop!r}: choose auto, uvloop or asyncio")
     return {
         "redis_url": str(url) if url else None,
         "redis_prefix": str(values.get("redis_prefix") or "callbox:"),
         "node_id": str(node) if node else None,
+        "event_loop": loop,
     }
 
 
