@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import Counter
 from typing import Any
@@ -24,6 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from callbox.jsontext import dumps, loads
 from callbox.server.routing import LocalSessions, Router
 from callbox.signaling import SignalingError, Switchboard
 from callbox.signaling.redis.mailbox import letter_from
@@ -69,7 +69,7 @@ class RedisBus:
     # --- what the router and the lifecycle call -----------------------------------------
 
     async def to_room(self, room: str, event: str, payload: object, skip: str | None) -> None:
-        message = json.dumps({"o": self.node, "e": event, "p": payload, "s": skip})
+        message = dumps({"o": self.node, "e": event, "p": payload, "s": skip})
         try:
             await self.client.publish(self._room_channel(room), message)
         except RedisError as e:
@@ -150,7 +150,7 @@ class RedisBus:
             await self.router.to_session(session_id, letter_from(letter))
             return
         room = channel[len(self.prefix) + len("room:") :]
-        message = json.loads(data)
+        message = loads(data)
         if message.get("o") == self.node:
             return  # emitted here already
         self.noted(room, message["e"], message["p"])

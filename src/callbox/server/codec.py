@@ -3,17 +3,17 @@
 - :class:`JsonPacket` (``serializer=``): callbox speaks JSON only (binary packets are refused
   at their header, server/sio.py), so the scan of every payload for ``bytes`` that
   python-socketio's packet makes before encoding is turned off (``uses_binary_events``).
-- :data:`json` (``json=``): orjson where it can, the standard library where it cannot (a
-  lone surrogate in a client's string, an integer past 64 bits): the same JSON either way.
+- :data:`json` (``json=``): :mod:`callbox.jsontext` (orjson, with the standard library
+  for what orjson cannot encode or decode).
 """
 
 from __future__ import annotations
 
-import json as _stdlib
 from typing import Any
 
-import orjson
 import socketio
+
+from callbox import jsontext
 
 
 class JsonPacket(socketio.packet.Packet):  # type: ignore[misc]
@@ -26,17 +26,11 @@ class _Codec:
 
     @staticmethod
     def dumps(obj: Any, **kwargs: Any) -> str:
-        try:
-            return orjson.dumps(obj).decode()
-        except TypeError:
-            return _stdlib.dumps(obj, separators=(",", ":"))
+        return jsontext.dumps(obj)
 
     @staticmethod
     def loads(text: str | bytes, **kwargs: Any) -> Any:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return _stdlib.loads(text)
+        return jsontext.loads(text)
 
 
 json = _Codec()

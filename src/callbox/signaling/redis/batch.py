@@ -16,7 +16,7 @@ script cache was flushed) is loaded and the calls that missed it are run again, 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -31,9 +31,7 @@ MAX_BATCH = 256
 class _Call:
     script: AsyncScript
     args: tuple[str | int | float, ...]
-    done: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    done: asyncio.Future[Any]
 
 
 class Batcher:
@@ -44,9 +42,10 @@ class Batcher:
 
     async def run(self, script: AsyncScript, args: tuple[str | int | float, ...]) -> Any:
         """The script's result; a Redis failure is raised as redis-py raised it."""
-        call = _Call(script, args)
+        loop = asyncio.get_running_loop()
+        call = _Call(script, args, loop.create_future())
         if not self._queued:
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         self._queued.append(call)
         return await call.done
 

@@ -16,12 +16,12 @@ socket is on a node.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from callbox.jsontext import dumps, loads
 from callbox.signaling.mailbox import (
     At,
     Letter,
@@ -40,7 +40,7 @@ BOX_TTL = 24 * 3600
 
 def body_of(event: str, payload: object) -> str:
     """The letter's text after its number: ``"event",payload`` as JSON."""
-    return json.dumps([event, payload], separators=(",", ":"), ensure_ascii=False)[1:-1]
+    return dumps([event, payload])[1:-1]
 
 
 def posted_from(result: str) -> Posted | None:
@@ -53,7 +53,7 @@ def posted_from(result: str) -> Posted | None:
 
 
 def letter_from(text: str) -> Letter:
-    seq, event, payload = json.loads(text)
+    seq, event, payload = loads(text)
     return Letter(int(seq), str(event), payload, len(text))
 
 
@@ -150,7 +150,7 @@ class RedisMailbox:
         room: str | None = None,
     ) -> Ticket:
         fresh = new_token()
-        raw = json.loads(
+        raw = loads(
             await self.scripts.run(
                 "m_resume",
                 token_key(token),
@@ -194,7 +194,7 @@ class RedisMailbox:
         if not result:
             return False, None
         if result.startswith("ack:"):
-            return True, json.loads(result[4:])
+            return True, loads(result[4:])
         message = f"message #{seq} was handled already"
         return True, {"error": {"code": "invalid_payload", "message": message}}
 
@@ -204,7 +204,7 @@ class RedisMailbox:
             "m_ack",
             session_id,
             seq,
-            json.dumps(ack, separators=(",", ":"), ensure_ascii=False),
+            dumps(ack),
             size,
             limits.ack_entries,
             limits.ack_bytes,

@@ -13,12 +13,12 @@ answer, ``r:<id>`` unanswered renegotiation offers, ``count:*``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from callbox.jsontext import dumps, loads
 from callbox.signaling import names
 from callbox.signaling.mailbox import Posted
 from callbox.signaling.model import (
@@ -40,7 +40,7 @@ RECORD_TTL = 24 * 3600
 
 
 def _candidate(text: str) -> Candidate:
-    raw = json.loads(text)
+    raw = loads(text)
     return Candidate(
         raw.get("candidate", ""), raw.get("sdpMid"), raw.get("sdpMLineIndex"),
         raw.get("usernameFragment"),
@@ -68,7 +68,7 @@ def offer_from(raw: dict[str, Any]) -> Offer:
 
 
 def _offer(text: str) -> Offer | None:
-    return offer_from(json.loads(text)) if text else None
+    return offer_from(loads(text)) if text else None
 
 
 class RedisStore:
@@ -118,7 +118,7 @@ class RedisStore:
         return Session(sid, name, room, identity or None)
 
     async def leave(self, sid: str) -> Left:
-        raw = json.loads(await self.scripts.run("leave", sid))
+        raw = loads(await self.scripts.run("leave", sid))
         s = raw.get("session")
         session = Session(sid, s["name"], s["room"], s.get("identity") or None) if s else None
         offer = raw.get("offer")
@@ -151,7 +151,7 @@ class RedisStore:
         return _offer(await self.scripts.run("get_offer", offer_id))
 
     async def waiting_offers(self, room: str) -> list[Offer]:
-        return [offer_from(o) for o in _list(json.loads(await self.scripts.run("waiting", room)))]
+        return [offer_from(o) for o in _list(loads(await self.scripts.run("waiting", room)))]
 
     async def route_candidate(
         self,
@@ -202,7 +202,7 @@ class RedisStore:
         result: str = await self.scripts.run(
             "route",
             sid,
-            json.dumps(candidate.to_wire(), separators=(",", ":")),
+            dumps(candidate.to_wire()),
             candidate.size,
             "" if caller is None else ("1" if caller else "0"),
             offer_id or "",
@@ -224,7 +224,7 @@ class RedisStore:
         offer_id: str | None,
         offerer_user_name: str | None,
     ) -> Claimed:
-        raw = json.loads(
+        raw = loads(
             await self.scripts.run(
                 "claim",
                 answerer.sid,
@@ -255,7 +255,7 @@ class RedisStore:
         return removed
 
     async def expire_offers(self, created_before: float) -> list[Offer]:
-        raw = json.loads(await self.scripts.run("expire", repr(created_before)))
+        raw = loads(await self.scripts.run("expire", repr(created_before)))
         return [offer_from(o) for o in _list(raw)]
 
     async def stats(self) -> StoreStats:
