@@ -93,3 +93,17 @@ def test_banner_urls_for_specific_hosts() -> None:
         ["https://[fd00::2]:8443"],
         ["https://localhost:8443"],
     )
+
+
+def test_event_loop_is_uvloop_where_installed_unless_asked_otherwise() -> None:
+    import uvloop
+
+    from callbox.server.runner import loop_factory
+
+    assert settings([]).event_loop == "auto"
+    assert loop_factory("auto") is uvloop.new_event_loop
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+    assert loop_factory("asyncio") is None  # asyncio's own
+    assert settings([], {"CALLBOX_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ConfigError, match="--event-loop 'trio': choose auto, uvloop or asyncio"):
+        settings(["--event-loop", "trio"])
