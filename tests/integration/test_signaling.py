@@ -62,6 +62,8 @@ async def test_early_joiner_gets_new_offer_awaiting(clients: Clients) -> None:
     await alice.wait_for("answerResponse")
     removed = await bob.wait_for("offerRemoved")
     assert removed == {"offerId": ack["offerId"], "reason": "answered"}
+    await asyncio.sleep(0.3)  # a room event told twice (on Redis: echoed back by the bus)
+    assert len(bob.events["newOfferAwaiting"]) == len(bob.events["offerRemoved"]) == 1
 
 
 async def test_answerer_candidates_before_answer_reach_caller_after_answer(

@@ -58,6 +58,8 @@ class RedisBus:
         self.sessions = sessions
         self.switchboard = switchboard
         self.inbox = f"{prefix}to:{node}"
+        #: how a room message this node published begins (it comes back: not decoded)
+        self._own = dumps({"o": node})[:-1] + ","
         self._rooms: Counter[str] = Counter()
         #: per room, the waiting offers this node last told its sockets about
         self._announced: dict[str, dict[str, str | None]] = {}
@@ -149,10 +151,10 @@ class RedisBus:
             session_id, _numbered, letter = data.split(" ", 2)
             await self.router.to_session(session_id, letter_from(letter))
             return
+        if data.startswith(self._own):
+            return  # emitted here already
         room = channel[len(self.prefix) + len("room:") :]
         message = loads(data)
-        if message.get("o") == self.node:
-            return  # emitted here already
         self.noted(room, message["e"], message["p"])
         await self.router.to_room(room, message["e"], message["p"], message.get("s"))
 
