@@ -151,6 +151,7 @@ def _serve(settings: ServerSettings) -> int:
     from callbox.server.banner import format_banner
     from callbox.server.runner import Listening, loop_factory, serve, tls_context
 
+    new_loop = loop_factory(settings.event_loop, tls=not settings.http)
     context: ssl.SSLContext | None = None
     ca_path: Path | None = None
     if settings.cert is not None and settings.key is not None:
@@ -173,7 +174,7 @@ def _serve(settings: ServerSettings) -> int:
         )
         print(banner, flush=True)
 
-    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         runner.run(serve(settings, context, ready, ca_path=ca_path))
     print("callbox stopped.")
     return 0

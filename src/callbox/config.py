@@ -95,7 +95,7 @@ class ServerSettings:
     redis_prefix: str = "callbox:"
     #: this node's name among the nodes on one Redis (default: random at each start)
     node_id: str | None = None
-    #: the asyncio event loop: ``auto`` (uvloop where installed), ``uvloop`` or ``asyncio``
+    #: the event loop: ``auto`` (uvloop with --http where installed), ``uvloop``, ``asyncio``
     event_loop: str = "auto"
     # --- TURN credentials and the built-in STUN (server/ice.py, server/stun.py) ---
     #: turn:/turns: URLs of a coturn sharing ``turn_secret`` (TURN REST credentials)
@@ -256,8 +256,8 @@ def add_nodes_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--event-loop",
-        help="the event loop: auto (uvloop where it is installed, else asyncio's), uvloop "
-        "or asyncio (default auto)",
+        help="the event loop: auto (uvloop with --http where it is installed, else asyncio's), "
+        "uvloop (needs --http) or asyncio (default auto)",
     )
 
 

@@ -114,8 +114,9 @@ async def deaf_joiner(server: RunningServer, auth: dict[str, Any]) -> asyncio.St
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+    tls = None if server.http else server.ssl_context()
     reader, writer = await asyncio.open_connection(
-        sock=sock, ssl=server.ssl_context(), server_hostname="localhost"
+        sock=sock, ssl=tls, server_hostname="localhost" if tls else None
     )
     writer.write(
         b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\n"

@@ -1,5 +1,6 @@
-"""`callbox serve` runs on uvloop by default (every other server test runs on it), and on
-asyncio's own loop when asked: a whole offer -> answer -> candidates round on each."""
+"""`callbox serve --http` (behind a TLS proxy) runs on uvloop by default, and on asyncio's
+own loop when asked; with its own TLS on asyncio's loop (the send budget needs it, server/
+sio.py): a whole offer -> answer -> candidates round on each."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from tests.integration.sio_client import ANSWER, OFFER, Clients, cand
 # the loop is below the backend: one of them is enough
 @pytest.mark.parametrize("backend", ["memory"])
 @pytest.mark.parametrize(
-    ("flags", "loop"), [((), "uvloop.Loop"), (("--event-loop", "asyncio"), "asyncio.")]
+    ("flags", "loop"),
+    [
+        (("--http",), "uvloop.Loop"),
+        (("--http", "--event-loop", "asyncio"), "asyncio."),
+        ((), "asyncio."),
+    ],
 )
 async def test_serve_runs_on_the_chosen_loop(
     start_server: StartServer, flags: tuple[str, ...], loop: str

@@ -239,6 +239,21 @@ async def test_clients_that_do_not_read_are_disconnected_past_their_budget(
 ) -> None:
     """A room with 16 large offers (about 2 MB to each newcomer) and 45 joiners that never
     read their socket: what waits for them is bounded per socket and per address."""
+    await deaf_joiners_are_bounded(server)
+
+
+# the send budget reads the transports under the event loop: behind a proxy (--http) that is
+# uvloop's, with callbox's own TLS asyncio's (server/runner.py); the backend is not involved
+@pytest.mark.parametrize("backend", ["memory"])
+async def test_behind_a_proxy_on_uvloop_clients_that_do_not_read_are_bounded_too(
+    start_server: StartServer,
+) -> None:
+    server = start_server("--http")
+    assert "event loop: uvloop" in server.log()
+    await deaf_joiners_are_bounded(server)
+
+
+async def deaf_joiners_are_bounded(server: RunningServer) -> None:
     before = rss(server)
     offerers = Clients(server, source="127.0.0.5")
     deaf: list[asyncio.StreamWriter] = []

@@ -95,15 +95,19 @@ def test_banner_urls_for_specific_hosts() -> None:
     )
 
 
-def test_event_loop_is_uvloop_where_installed_unless_asked_otherwise() -> None:
+def test_event_loop_is_uvloop_behind_a_proxy_unless_asked_otherwise() -> None:
     import uvloop
 
     from callbox.server.runner import loop_factory
 
     assert settings([]).event_loop == "auto"
-    assert loop_factory("auto") is uvloop.new_event_loop
-    assert loop_factory("uvloop") is uvloop.new_event_loop
-    assert loop_factory("asyncio") is None  # asyncio's own
+    assert loop_factory("auto", tls=False) is uvloop.new_event_loop
+    assert loop_factory("uvloop", tls=False) is uvloop.new_event_loop
+    assert loop_factory("asyncio", tls=False) is None  # asyncio's own
+    # with its own TLS, the send budget needs asyncio's TLS transport (server/sio.py)
+    assert loop_factory("auto", tls=True) is None
+    with pytest.raises(ConfigError, match="--event-loop uvloop needs --http"):
+        loop_factory("uvloop", tls=True)
     assert settings([], {"CALLBOX_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(ConfigError, match="--event-loop 'trio': choose auto, uvloop or asyncio"):
         settings(["--event-loop", "trio"])

@@ -29,11 +29,23 @@ class Listening:
     port: int
 
 
-def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop ``callbox serve`` runs on (None: asyncio's own). uvloop, where it is
-    installed, makes the hot path cheaper: its transports write, and its loop schedules,
-    in C (bench/README.md has the figures)."""
+def loop_factory(choice: str, *, tls: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``callbox serve`` runs on (None: asyncio's own).
+
+    uvloop makes the hot path cheaper (its transports write, and its loop schedules, in C:
+    bench/README.md has the figures), but only where callbox does not terminate TLS itself
+    (``--http``, behind a proxy): the send budget must count what waits in the TCP transport
+    under the TLS one, which asyncio's TLS transport lets it read (server/sio.py, ``_Pipe``)
+    and uvloop's does not. ``auto`` therefore means uvloop with ``--http`` where it is
+    installed, asyncio's loop otherwise."""
     if choice == "asyncio":
+        return None
+    if choice == "uvloop" and tls:
+        raise ConfigError(
+            "--event-loop uvloop needs --http (TLS at a proxy): with its own TLS, callbox "
+            "cannot count what uvloop holds for a client that does not read"
+        )
+    if tls:
         return None
     try:
         import uvloop
