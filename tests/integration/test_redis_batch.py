@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from callbox.signaling.redis.batch import Batcher
+from callbox.signaling.redis.batch import MAX_BATCH, Batcher
 from tests.redis_server import RedisServer
 
 PUSH = "return redis.call('RPUSH', ARGV[1], ARGV[2])"
@@ -125,3 +125,33 @@ async def test_a_dead_connection_fails_every_call_of_its_batch(tmp_path: Any) ->
     finally:
         await redis.aclose()
         own.stop()
+
+
+async def test_a_huge_turn_is_sent_in_parts_still_in_order(client: Redis, key: str) -> None:
+    batcher = Counting(client)
+    push = client.register_script(PUSH)
+    await client.script_load(PUSH)
+    count = MAX_BATCH + 44
+    results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(count)))
+    assert results == list(range(1, count + 1))
+    assert batcher.pipelines == [MAX_BATCH, 44]
+
+
+async def test_calls_of_a_send_cancelled_before_it_began_are_cancelled_not_left_waiting(
+    client: Redis, key: str
+) -> None:
+    batcher = Batcher(client)
+    push = client.register_script(PUSH)
+    calls = [asyncio.ensure_future(batcher.run(push, (key, str(i)))) for i in range(MAX_BATCH + 5)]
+    [sending] = await flushed(batcher)  # one task sends both parts
+    sending.cancel()  # before it even started
+    done = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    assert all(isinstance(d, asyncio.CancelledError) for d in done), done
+
+
+async def flushed(batcher: Batcher) -> list[asyncio.Task[None]]:
+    """The calls' tasks run (one turn), then the flush they scheduled (the next)."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert batcher._sending
+    return list(batcher._sending)

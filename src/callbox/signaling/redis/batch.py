@@ -16,6 +16,7 @@ script cache was flushed) is loaded and the calls that missed it are run again, 
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +52,19 @@ class Batcher:
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
-        for start in range(0, len(queued), MAX_BATCH):
-            task = asyncio.get_running_loop().create_task(
-                self._send(queued[start : start + MAX_BATCH])
-            )
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        task = asyncio.get_running_loop().create_task(self._send_parts(queued))
+        self._sending.add(task)
+        task.add_done_callback(functools.partial(self._sent, queued))
+
+    async def _send_parts(self, calls: list[_Call]) -> None:
+        """One part after the other (in parallel, a later part could run first)."""
+        for start in range(0, len(calls), MAX_BATCH):
+            await self._send(calls[start : start + MAX_BATCH])
+
+    def _sent(self, calls: list[_Call], task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if task.cancelled():  # even before it started: no caller is left waiting
+            _fail(calls, asyncio.CancelledError())
 
     async def _send(self, calls: list[_Call]) -> None:
         try:
@@ -66,9 +74,7 @@ class Batcher:
             else:
                 results = await self._pipeline(calls)
         except BaseException as e:  # the connection failed, or the node is shutting down
-            for call in calls:
-                if not call.done.done():
-                    call.done.set_exception(e)
+            _fail(calls, e)
             if not isinstance(e, Exception):
                 raise
             return
@@ -97,3 +103,13 @@ class Batcher:
                 pipe.evalsha(call.script.sha, 0, *call.args)
             results: list[Any] = await pipe.execute(raise_on_error=False)
         return results
+
+
+def _fail(calls: list[_Call], error: BaseException) -> None:
+    for call in calls:
+        if call.done.done():
+            continue
+        if isinstance(error, asyncio.CancelledError):
+            call.done.cancel()
+        else:
+            call.done.set_exception(error)
