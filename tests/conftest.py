@@ -123,6 +123,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: for a test whose code under test never reaches the backend (the CLI refuses its arguments
+#: before connecting, or TLS fails before socket.io): one run on memory says all a run on Redis
+#: would
+BACKEND_FREE = pytest.mark.parametrize("backend", ["memory"])
+
+
 @pytest.fixture
 def backend_args(backend: str, request: pytest.FixtureRequest) -> tuple[str, ...]:
     if backend == "memory":

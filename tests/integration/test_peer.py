@@ -20,7 +20,7 @@ from callbox.peer.errors import ServerRefused, TlsUntrusted
 from callbox.peer.media import Sink, open_source
 from callbox.peer.signaling_client import AnswerReceived, SignalingClient
 from callbox.signaling.model import ErrorCode
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import BACKEND_FREE, RunningServer, StartServer
 
 WIDTH, HEIGHT = 320, 240
 
@@ -127,10 +127,11 @@ async def test_second_offer_is_refused_busy(callbox_server: RunningServer) -> No
     assert caught.value.code is ErrorCode.BUSY
 
 
-async def test_foreign_ca_is_not_trusted(callbox_server: RunningServer, tmp_path: Path) -> None:
+@BACKEND_FREE
+async def test_foreign_ca_is_not_trusted(shared_server: RunningServer, tmp_path: Path) -> None:
     other = create_ca(tmp_path / "other").cert_path
     with pytest.raises(TlsUntrusted):
-        async with SignalingClient(callbox_server.url, ca=other):
+        async with SignalingClient(shared_server.url, ca=other):
             pass
 
 
@@ -164,9 +165,10 @@ def test_cli_wrong_password_exits_1(start_server: StartServer) -> None:
     assert "unauthorized" in line
 
 
-def test_cli_untrusted_certificate_exits_1(callbox_server: RunningServer, tmp_path: Path) -> None:
+@BACKEND_FREE
+def test_cli_untrusted_certificate_exits_1(shared_server: RunningServer, tmp_path: Path) -> None:
     other = create_ca(tmp_path / "other").cert_path
-    result = callbox("call", callbox_server.url, "--ca", str(other))
+    result = callbox("call", shared_server.url, "--ca", str(other))
     assert result.returncode == 1
     line = assert_one_clean_line(result.stderr)
     assert "not trusted" in line
@@ -181,11 +183,12 @@ def test_cli_no_offer_within_wait_exits_1(callbox_server: RunningServer) -> None
     assert result.stdout == ""
 
 
-def test_cli_usage_error_exits_2(callbox_server: RunningServer) -> None:
+@BACKEND_FREE
+def test_cli_usage_error_exits_2(shared_server: RunningServer) -> None:
     result = callbox("call", "ftp://example.org")
     assert result.returncode == 2
     assert "URL must be http(s)" in assert_one_clean_line(result.stderr)
-    result = callbox("call", callbox_server.url, "--send", "/no/such/file.mp4")
+    result = callbox("call", shared_server.url, "--send", "/no/such/file.mp4")
     assert result.returncode == 2
     assert "no such file" in assert_one_clean_line(result.stderr)
 

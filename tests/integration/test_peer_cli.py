@@ -20,7 +20,7 @@ import pytest
 from callbox.peer.call import Call, EndReason
 from callbox.peer.media import open_source
 from callbox.peer.signaling_client import SignalingClient
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import BACKEND_FREE, RunningServer, StartServer
 from tests.integration.test_peer import (
     assert_one_clean_line,
     callbox,
@@ -62,8 +62,9 @@ def test_cli_peers_chat_over_the_data_channel_and_print_it_as_text(
     assert min(frames_received(out)) > 0 and min(frames_received(answer.stdout)) > 0
 
 
-def test_cli_say_too_long_is_a_usage_error(callbox_server: RunningServer) -> None:
-    result = callbox("call", callbox_server.url, "--say", "x" * 2001)
+@BACKEND_FREE
+def test_cli_say_too_long_is_a_usage_error(shared_server: RunningServer) -> None:
+    result = callbox("call", shared_server.url, "--say", "x" * 2001)
     assert result.returncode == 2
     assert result.stderr.strip() == "callbox: error: --say: a chat line has 1 to 2000 characters"
 
@@ -130,10 +131,11 @@ async def test_cli_answer_keeps_its_call_through_a_server_kill_and_restart(
         (["--record", "/no/such/dir/in.mkv"], "directory /no/such/dir does not exist"),
     ],
 )
+@BACKEND_FREE
 def test_cli_bad_arguments_are_one_line_and_exit_2(
-    callbox_server: RunningServer, extra: list[str], message: str
+    shared_server: RunningServer, extra: list[str], message: str
 ) -> None:
-    result = callbox("answer", callbox_server.url, *extra)
+    result = callbox("answer", shared_server.url, *extra)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]  # argparse's usage may come first
