@@ -24,3 +24,9 @@ async def shared_clients(shared_server: RunningServer) -> AsyncIterator[Clients]
     made = Clients(shared_server, source=own_address(), room=own_room())
     yield made
     await made.close()
+
+
+@pytest.fixture
+def room() -> str:
+    """A room of this test alone, for peers on the shared server (``shared_server``)."""
+    return own_room()
