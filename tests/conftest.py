@@ -123,12 +123,70 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: for a test whose code under test never reaches the backend (the CLI refuses its arguments
+#: before connecting, or TLS fails before socket.io): one run on memory says all a run on Redis
+#: would
+BACKEND_FREE = pytest.mark.parametrize("backend", ["memory"])
+
+
 @pytest.fixture
 def backend_args(backend: str, request: pytest.FixtureRequest) -> tuple[str, ...]:
     if backend == "memory":
         return ()
     redis: RedisServer = request.getfixturevalue("redis_server")
     return ("--redis", redis.url, "--redis-prefix", f"t{uuid.uuid4().hex[:12]}:")
+
+
+def launch(
+    extra: tuple[str, ...],
+    *,
+    data_dir: Path,
+    log_path: Path,
+    backend_args: tuple[str, ...] = (),
+    metrics_token: str | None = METRICS_TOKEN,
+    port: int | None = None,
+    started: list[RunningServer] | None = None,
+) -> RunningServer:
+    """Start `callbox serve` and wait until it answers /healthz. ``port``: a given one (e.g.
+    the port of a server that was just stopped); else a free one, tried again (at most 3 times)
+    if another process took it first. ``started`` collects each server, ready or not."""
+    for attempt in range(3):
+        try:
+            return _launch(
+                extra, data_dir, log_path, backend_args, metrics_token, port or free_port(), started
+            )
+        except PortTaken:
+            if port is not None or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _launch(
+    extra: tuple[str, ...],
+    data_dir: Path,
+    log_path: Path,
+    backend_args: tuple[str, ...],
+    metrics_token: str | None,
+    port: int,
+    started: list[RunningServer] | None,
+) -> RunningServer:
+    http = "--http" in extra
+    argv = [sys.executable, "-m", "callbox", "-v", "serve", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--data-dir", str(data_dir), *backend_args, *extra]
+    if metrics_token is not None:
+        argv += ["--metrics-token", metrics_token]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("CALLBOX_PASSWORD", None)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    scheme = "http" if http else "https"
+    server = RunningServer(
+        f"{scheme}://127.0.0.1:{port}", port, data_dir, process, log_path, http, metrics_token
+    )
+    if started is not None:
+        started.append(server)
+    _wait_ready(server)
+    return server
 
 
 @pytest.fixture
@@ -147,35 +205,15 @@ def start_server(
         port: int | None = None,
     ) -> RunningServer:
         """``port``: a given one (e.g. the port of a server that was just stopped)."""
-        for attempt in range(3):
-            try:
-                return _start(extra, data_dir, metrics_token, port or free_port())
-            except PortTaken:
-                if port is not None or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _start(
-        extra: tuple[str, ...], data_dir: Path | None, metrics_token: str | None, port: int
-    ) -> RunningServer:
-        data = data_dir or shared_data_dir
-        log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
-        http = "--http" in extra
-        argv = [sys.executable, "-m", "callbox", "-v", "serve", "--host", "127.0.0.1"]
-        argv += ["--port", str(port), "--data-dir", str(data), *backend_args, *extra]
-        if metrics_token is not None:
-            argv += ["--metrics-token", metrics_token]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("CALLBOX_PASSWORD", None)
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-        scheme = "http" if http else "https"
-        server = RunningServer(
-            f"{scheme}://127.0.0.1:{port}", port, data, process, log_path, http, metrics_token
+        return launch(
+            extra,
+            data_dir=data_dir or shared_data_dir,
+            log_path=tmp_path_factory.mktemp("serve-log") / "serve.log",
+            backend_args=backend_args,
+            metrics_token=metrics_token,
+            port=port,
+            started=started,
         )
-        started.append(server)
-        _wait_ready(server)
-        return server
 
     yield start
     for server in started:
@@ -184,5 +222,51 @@ def start_server(
 
 @pytest.fixture
 def callbox_server(start_server: StartServer) -> RunningServer:
-    """A running `callbox serve` (HTTPS with the generated CA, no password)."""
+    """A running `callbox serve` of this test alone (HTTPS with the generated CA, no
+    password)."""
     return start_server()
+
+
+def _serve_shared(
+    shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, backend_args: tuple[str, ...]
+) -> Iterator[RunningServer]:
+    server = launch(
+        (),
+        data_dir=shared_data_dir,
+        log_path=tmp_path_factory.mktemp("shared-serve-log") / "serve.log",
+        backend_args=backend_args,
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_memory_server(
+    shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    yield from _serve_shared(shared_data_dir, tmp_path_factory, ())
+
+
+@pytest.fixture(scope="session")
+def shared_redis_server(
+    shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[RunningServer]:
+    """(Depends on ``redis_server`` so that Redis stops only after this node.)"""
+    prefix = f"shared{uuid.uuid4().hex[:12]}:"
+    args = ("--redis", redis_server.url, "--redis-prefix", prefix)
+    yield from _serve_shared(shared_data_dir, tmp_path_factory, args)
+
+
+@pytest.fixture
+def shared_server(backend: str, request: pytest.FixtureRequest) -> RunningServer:
+    """The default `callbox serve` of this test worker on this backend, started once and
+    shared by the tests that ask for it, one test at a time (xdist runs a worker's tests one
+    after another). Only for tests that leave nothing another test could see: each keeps to
+    rooms and client addresses of its own (``shared_clients``), and none stops the server,
+    asserts on its whole log or on absolute metric values. A test that needs a server of its
+    own (flags, a restart, exact counts, the default room, 127.0.0.1's limits) takes
+    ``callbox_server`` / ``start_server``."""
+    server: RunningServer = request.getfixturevalue(f"shared_{backend}_server")
+    if server.process.poll() is not None:
+        raise RuntimeError(f"the shared callbox serve has exited:\n{server.log()}")
+    return server

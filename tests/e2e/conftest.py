@@ -158,6 +158,11 @@ def make_people(
 
 
 @pytest.fixture
-def people(browser: Browser, callbox_server: Any, room: str) -> Iterator[PersonFactory]:
-    """Make users with `people(name, camera=..., browser=..., trust=...)`; closed after the test."""
-    yield from make_people(browser, callbox_server, room)
+def people(browser: Browser, room: str, request: pytest.FixtureRequest) -> Iterator[PersonFactory]:
+    """Make users with `people(name, camera=..., browser=..., trust=...)`; closed after the test.
+    Their pages load the test's ``callbox_server`` when the test has one (it stops, kills,
+    proxies or trusts that server), else the worker's shared server, in the test's own room
+    (``shared_server``)."""
+    own = "callbox_server" in request.fixturenames
+    server = request.getfixturevalue("callbox_server" if own else "shared_server")
+    yield from make_people(browser, server, room)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -146,6 +148,21 @@ class Client:
             await asyncio.sleep(0.1)
 
 
+_addresses = itertools.count()
+
+
+def own_address() -> str:
+    """A loopback address no other client of this process has used (127.1.0.1, 127.1.0.2,
+    ...; Linux answers all of 127/8): what a server limits per client address (sessions,
+    held ones included, failed attempts, queued bytes) is then this test's own."""
+    n = next(_addresses)
+    return f"127.{1 + n // 62500 % 254}.{n // 250 % 250}.{n % 250 + 1}"
+
+
+def own_room() -> str:
+    return f"t-{uuid.uuid4().hex[:16]}"
+
+
 class Clients:
     """Creates clients for a test and closes them all at the end."""
 
@@ -155,17 +172,22 @@ class Clients:
         source: str | None = None,
         headers: dict[str, str] | None = None,
         transports: list[str] | None = None,
+        room: str | None = None,
     ) -> None:
         self.server = server
         #: the local address to connect from (127.0.0.2: another client address than 127.0.0.1)
         self.source = source
         self.headers = headers
         self.transports = transports
+        #: ``auth.room`` of a new session that does not name one (None: the server's default)
+        self.room = room
         self.all: list[Client] = []
 
     async def __call__(self, server: RunningServer | None = None, **auth: Any) -> Client:
         client = Client(server or self.server, self.source, self.headers, self.transports)
         self.all.append(client)
+        if self.room is not None and "room" not in auth and not isinstance(auth.get("resume"), str):
+            auth["room"] = self.room  # a resume sends what the test says: its room is kept
         return await client.connect(**auth)
 
     async def close(self) -> None:

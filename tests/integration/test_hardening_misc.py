@@ -14,7 +14,7 @@ import socketio
 from tests.conftest import RunningServer, StartServer
 from tests.integration.raw import Raw
 from tests.integration.server_proc import metric
-from tests.integration.sio_client import Clients
+from tests.integration.sio_client import Clients, own_address
 
 
 @pytest.fixture
@@ -24,9 +24,13 @@ def server(start_server: StartServer) -> RunningServer:
 
 @pytest.mark.parametrize("garbage", ["4", "42[", '42{"no":"list"}', "4x", "49", '42["a",'])
 async def test_a_malformed_packet_closes_the_socket_with_one_line_not_a_traceback(
-    server: RunningServer, garbage: str
+    shared_server: RunningServer, garbage: str
 ) -> None:
-    raw = await Raw(server).open()
+    # the worker's server, one test at a time: what this test adds to its log and metrics is
+    # what comes after these marks
+    server, log_start = shared_server, len(shared_server.log())
+    dropped = metric(server, "callbox_connections_dropped_total", 'why="malformed"')
+    raw = await Raw(server, source=own_address()).open()
     try:
         await raw.connect()
         await raw.send(garbage)
@@ -34,9 +38,9 @@ async def test_a_malformed_packet_closes_the_socket_with_one_line_not_a_tracebac
     finally:
         await raw.close()
     await asyncio.sleep(0.2)
-    log = server.log()
+    log = server.log()[log_start:]
     assert "Traceback" not in log
-    assert metric(server, "callbox_connections_dropped_total", 'why="malformed"') >= 1
+    assert metric(server, "callbox_connections_dropped_total", 'why="malformed"') >= dropped + 1
 
 
 async def test_a_flood_of_malformed_packets_is_logged_a_few_times_only(
@@ -54,9 +58,9 @@ async def test_a_flood_of_malformed_packets_is_logged_a_few_times_only(
     assert server.log().count("closed: ") <= 6  # five lines a minute per kind and address
 
 
-def test_error_pages_carry_the_security_headers(server: RunningServer) -> None:
+def test_error_pages_carry_the_security_headers(shared_server: RunningServer) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
-        server.get("/no-such-page")
+        shared_server.get("/no-such-page")
     headers = info.value.headers
     assert info.value.code == 404
     assert "default-src 'self'" in headers["Content-Security-Policy"]
@@ -123,13 +127,9 @@ async def test_a_jwt_resume_must_be_the_same_user(start_server: StartServer) -> 
         await clients.close()
 
 
-async def test_a_look_alike_name_cannot_sit_beside_the_real_one(server: RunningServer) -> None:
-    clients = Clients(server)
-    try:
-        assert (await clients(userName="alice")).user_name == "alice"
-        spoof = await clients(userName="аlice")  # Cyrillic а
-        assert spoof.user_name == "аlice-2"  # shown as typed, made distinct
-        with pytest.raises(socketio.exceptions.ConnectionError, match="invisible"):
-            await clients(userName="\u3164")
-    finally:
-        await clients.close()
+async def test_a_look_alike_name_cannot_sit_beside_the_real_one(shared_clients: Clients) -> None:
+    assert (await shared_clients(userName="alice")).user_name == "alice"
+    spoof = await shared_clients(userName="аlice")  # Cyrillic а
+    assert spoof.user_name == "аlice-2"  # shown as typed, made distinct
+    with pytest.raises(socketio.exceptions.ConnectionError, match="invisible"):
+        await shared_clients(userName="\u3164")

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import socketio
 
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import RunningServer, StartServer, launch
 from tests.integration.loadgen import run_load
 from tests.integration.raw import Raw
 from tests.integration.server_proc import metric
-from tests.integration.sio_client import ANSWER, OFFER, Client, Clients, cand
+from tests.integration.sio_client import ANSWER, OFFER, Client, Clients, cand, own_address, own_room
 from tests.redis_server import RedisServer
 from tests.tcp_proxy import TcpProxy
 
@@ -36,6 +36,35 @@ def nodes(start_server: StartServer) -> tuple[RunningServer, RunningServer]:
 @pytest.fixture
 async def clients(nodes: tuple[RunningServer, RunningServer]) -> AsyncIterator[Clients]:
     made = Clients(nodes[0])
+    yield made
+    await made.close()
+
+
+@pytest.fixture(scope="module")
+def shared_nodes(
+    shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """Two nodes of one callbox for this module's tests that neither stop nor restart a node,
+    nor read its log or counters; one test at a time, each in rooms and from a client
+    address of its own (``shared_node_clients``)."""
+    args = ("--redis", redis_server.url, "--redis-prefix", f"nodes{uuid.uuid4().hex[:12]}:")
+    started: list[RunningServer] = []
+    try:
+        for _ in range(2):
+            log_path = tmp_path_factory.mktemp("nodes-log") / "serve.log"
+            launch((), data_dir=shared_data_dir, log_path=log_path, backend_args=args,
+                   started=started)  # fmt: skip
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+async def shared_node_clients(
+    shared_nodes: tuple[RunningServer, RunningServer],
+) -> AsyncIterator[Clients]:
+    made = Clients(shared_nodes[0], source=own_address(), room=own_room())
     yield made
     await made.close()
 
@@ -70,11 +99,11 @@ async def test_the_seed_flow_with_the_caller_on_a_and_a_late_answerer_on_b(
 
 
 async def test_an_early_joiner_on_b_sees_an_offer_made_on_a(
-    nodes: tuple[RunningServer, RunningServer], clients: Clients
+    shared_nodes: tuple[RunningServer, RunningServer], shared_node_clients: Clients
 ) -> None:
-    a, b = nodes
-    bob = await on(clients, b, userName="bob")
-    alice = await on(clients, a, userName="alice")
+    a, b = shared_nodes
+    bob = await on(shared_node_clients, b, userName="bob")
+    alice = await on(shared_node_clients, a, userName="alice")
     ack = await alice.call("newOffer", OFFER)
     [view] = await bob.wait_for("newOfferAwaiting")
     assert view["offerId"] == ack["offerId"]
@@ -83,15 +112,17 @@ async def test_an_early_joiner_on_b_sees_an_offer_made_on_a(
     assert removed == {"offerId": ack["offerId"], "reason": "answered"}
     await alice.wait_for("answerResponse")
     # names are one namespace across nodes too
-    assert (await on(clients, b, userName="alice")).user_name == "alice-2"
+    assert (await on(shared_node_clients, b, userName="alice")).user_name == "alice-2"
 
 
 async def test_twenty_answerers_on_both_nodes_exactly_one_wins(
-    nodes: tuple[RunningServer, RunningServer], clients: Clients
+    shared_nodes: tuple[RunningServer, RunningServer], shared_node_clients: Clients
 ) -> None:
-    alice = await on(clients, nodes[0], userName="alice")
+    alice = await on(shared_node_clients, shared_nodes[0], userName="alice")
     ack = await alice.call("newOffer", OFFER)
-    answerers = [await on(clients, nodes[n % 2], userName=f"a{n}") for n in range(20)]
+    answerers = [
+        await on(shared_node_clients, shared_nodes[n % 2], userName=f"a{n}") for n in range(20)
+    ]
     replies = await asyncio.gather(
         *(c.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER}) for c in answerers)
     )
@@ -114,15 +145,15 @@ async def test_200_pairs_split_across_nodes_lose_duplicate_and_reorder_nothing(
 
 
 async def test_a_client_cut_off_on_b_resumes_on_a_and_gets_what_it_missed_once_in_order(
-    nodes: tuple[RunningServer, RunningServer], clients: Clients
+    shared_nodes: tuple[RunningServer, RunningServer], shared_node_clients: Clients
 ) -> None:
-    a, b = nodes
-    alice = await on(clients, a, userName="alice", resume=True)
+    a, b = shared_nodes
+    alice = await on(shared_node_clients, a, userName="alice", resume=True)
     async with TcpProxy("127.0.0.1", b.port) as proxy:
         via = RunningServer(
             f"https://127.0.0.1:{proxy.port}", proxy.port, b.data_dir, b.process, b.log_path
         )
-        bob = await clients(via, userName="bob", resume=True)
+        bob = await shared_node_clients(via, userName="bob", resume=True)
         ack = await alice.call("newOffer", OFFER)
         await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
         await alice.wait_for("answerResponse")
@@ -133,7 +164,7 @@ async def test_a_client_cut_off_on_b_resumes_on_a_and_gets_what_it_missed_once_i
     for n in range(1, 6):  # sent while bob is away
         await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(n)})
     token = bob.events["welcome"][0]["resume"]
-    back = await on(clients, a, resume=token, lastSeq=bob.last_seq)  # on the other node
+    back = await on(shared_node_clients, a, resume=token, lastSeq=bob.last_seq)  # on the other node
     assert back.events["welcome"][0]["resumed"] is True
     await back.wait_for("receivedIceCandidateFromServer", 5)
     await asyncio.sleep(0.5)
@@ -294,10 +325,10 @@ def _health(server: RunningServer) -> int:
 
 
 async def test_a_plain_client_is_never_held_across_nodes(
-    nodes: tuple[RunningServer, RunningServer], clients: Clients
+    shared_nodes: tuple[RunningServer, RunningServer], shared_node_clients: Clients
 ) -> None:
-    alice = await on(clients, nodes[0], userName="alice")
-    bob = await on(clients, nodes[1], userName="bob")
+    alice = await on(shared_node_clients, shared_nodes[0], userName="alice")
+    bob = await on(shared_node_clients, shared_nodes[1], userName="bob")
     ack = await alice.call("newOffer", OFFER)
     await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     await alice.wait_for("answerResponse")
@@ -306,7 +337,7 @@ async def test_a_plain_client_is_never_held_across_nodes(
     ended = await bob.wait_for("callEnded", wait=5)
     assert ended["reason"] == "peer-disconnected"
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await on(clients, nodes[1], resume="x" * 43)
+        await on(shared_node_clients, shared_nodes[1], resume="x" * 43)
 
 
 async def test_a_node_restarted_gracefully_hands_its_resumable_sessions_over(

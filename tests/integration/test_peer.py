@@ -20,7 +20,7 @@ from callbox.peer.errors import ServerRefused, TlsUntrusted
 from callbox.peer.media import Sink, open_source
 from callbox.peer.signaling_client import AnswerReceived, SignalingClient
 from callbox.signaling.model import ErrorCode
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import BACKEND_FREE, RunningServer, StartServer
 
 WIDTH, HEIGHT = 320, 240
 
@@ -81,13 +81,13 @@ def decoded_video(path: Path) -> tuple[int, set[tuple[int, int]]]:
 
 
 async def test_python_caller_and_answerer_exchange_frames_and_record(
-    callbox_server: RunningServer, tmp_path: Path
+    shared_server: RunningServer, room: str, tmp_path: Path
 ) -> None:
     record = tmp_path / "bob.mkv"
-    url, ca = callbox_server.url, callbox_server.ca_path
+    url, ca = shared_server.url, shared_server.ca_path
     async with (
-        SignalingClient(url, name="alice", ca=ca) as alice_client,
-        SignalingClient(url, name="bob", ca=ca) as bob_client,
+        SignalingClient(url, room=room, name="alice", ca=ca) as alice_client,
+        SignalingClient(url, room=room, name="bob", ca=ca) as bob_client,
         Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
         Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT), Sink(record)) as bob,
     ):
@@ -119,18 +119,19 @@ async def test_wrong_password_raises_unauthorized(start_server: StartServer) -> 
     assert caught.value.code is ErrorCode.UNAUTHORIZED
 
 
-async def test_second_offer_is_refused_busy(callbox_server: RunningServer) -> None:
-    async with SignalingClient(callbox_server.url, ca=callbox_server.ca_path) as client:
+async def test_second_offer_is_refused_busy(shared_server: RunningServer, room: str) -> None:
+    async with SignalingClient(shared_server.url, room=room, ca=shared_server.ca_path) as client:
         await client.offer("v=0\r\n")
         with pytest.raises(ServerRefused) as caught:
             await client.offer("v=0\r\n")
     assert caught.value.code is ErrorCode.BUSY
 
 
-async def test_foreign_ca_is_not_trusted(callbox_server: RunningServer, tmp_path: Path) -> None:
+@BACKEND_FREE
+async def test_foreign_ca_is_not_trusted(shared_server: RunningServer, tmp_path: Path) -> None:
     other = create_ca(tmp_path / "other").cert_path
     with pytest.raises(TlsUntrusted):
-        async with SignalingClient(callbox_server.url, ca=other):
+        async with SignalingClient(shared_server.url, ca=other):
             pass
 
 
@@ -138,12 +139,16 @@ async def test_foreign_ca_is_not_trusted(callbox_server: RunningServer, tmp_path
 
 
 def test_cli_call_and_answer_both_exit_0_and_record(
-    callbox_server: RunningServer, tmp_path: Path
+    shared_server: RunningServer, room: str, tmp_path: Path
 ) -> None:
-    url, ca = callbox_server.url, str(callbox_server.ca_path)
+    url, ca = shared_server.url, str(shared_server.ca_path)
     record = tmp_path / "answer.mp4"
-    caller = popen_callbox("call", url, "--name", "cam", "--ca", ca, "--duration", "3")
-    answer = callbox("answer", url, "--from", "cam", "--ca", ca, "--record", str(record))
+    caller = popen_callbox(
+        "call", url, "--room", room, "--name", "cam", "--ca", ca, "--duration", "3"
+    )
+    answer = callbox(
+        "answer", url, "--room", room, "--from", "cam", "--ca", ca, "--record", str(record)
+    )
     out, err = caller.communicate(timeout=30)
     assert caller.returncode == 0, err
     assert answer.returncode == 0, answer.stderr
@@ -164,35 +169,39 @@ def test_cli_wrong_password_exits_1(start_server: StartServer) -> None:
     assert "unauthorized" in line
 
 
-def test_cli_untrusted_certificate_exits_1(callbox_server: RunningServer, tmp_path: Path) -> None:
+@BACKEND_FREE
+def test_cli_untrusted_certificate_exits_1(shared_server: RunningServer, tmp_path: Path) -> None:
     other = create_ca(tmp_path / "other").cert_path
-    result = callbox("call", callbox_server.url, "--ca", str(other))
+    result = callbox("call", shared_server.url, "--ca", str(other))
     assert result.returncode == 1
     line = assert_one_clean_line(result.stderr)
     assert "not trusted" in line
 
 
-def test_cli_no_offer_within_wait_exits_1(callbox_server: RunningServer) -> None:
-    result = callbox("answer", callbox_server.url, "--ca", str(callbox_server.ca_path),
-                     "--wait", "0.5")  # fmt: skip
+def test_cli_no_offer_within_wait_exits_1(shared_server: RunningServer, room: str) -> None:
+    result = callbox("answer", shared_server.url, "--room", room,
+                     "--ca", str(shared_server.ca_path), "--wait", "0.5")  # fmt: skip
     assert result.returncode == 1
     line = assert_one_clean_line(result.stderr)
     assert "no offer within 0.5 s" in line
     assert result.stdout == ""
 
 
-def test_cli_usage_error_exits_2(callbox_server: RunningServer) -> None:
+@BACKEND_FREE
+def test_cli_usage_error_exits_2(shared_server: RunningServer) -> None:
     result = callbox("call", "ftp://example.org")
     assert result.returncode == 2
     assert "URL must be http(s)" in assert_one_clean_line(result.stderr)
-    result = callbox("call", callbox_server.url, "--send", "/no/such/file.mp4")
+    result = callbox("call", shared_server.url, "--send", "/no/such/file.mp4")
     assert result.returncode == 2
     assert "no such file" in assert_one_clean_line(result.stderr)
 
 
-def test_cli_ctrl_c_while_waiting_exits_0_quietly(callbox_server: RunningServer) -> None:
+def test_cli_ctrl_c_while_waiting_exits_0_quietly(shared_server: RunningServer, room: str) -> None:
     # -v: the info line "connected to ..." says when it waits for an offer
-    answer = popen_callbox("-v", "answer", callbox_server.url, "--ca", str(callbox_server.ca_path))
+    answer = popen_callbox(
+        "-v", "answer", shared_server.url, "--room", room, "--ca", str(shared_server.ca_path)
+    )
     try:
         assert answer.stderr is not None
         seen: list[str] = []
@@ -210,13 +219,16 @@ def test_cli_ctrl_c_while_waiting_exits_0_quietly(callbox_server: RunningServer)
 
 
 async def test_cli_remote_hangup_mid_call_exits_0_with_one_line(
-    callbox_server: RunningServer,
+    shared_server: RunningServer,
+    room: str,
 ) -> None:
-    url, ca = callbox_server.url, callbox_server.ca_path
-    answer = popen_callbox("answer", url, "--ca", str(ca), "--from", "alice", "--wait", "20")
+    url, ca = shared_server.url, shared_server.ca_path
+    answer = popen_callbox(
+        "answer", url, "--room", room, "--ca", str(ca), "--from", "alice", "--wait", "20"
+    )
     try:
         async with (
-            SignalingClient(url, name="alice", ca=ca) as client,
+            SignalingClient(url, room=room, name="alice", ca=ca) as client,
             Call(client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
         ):
             await alice.place(answer_within=20)
@@ -233,12 +245,16 @@ async def test_cli_remote_hangup_mid_call_exits_0_with_one_line(
     assert min(frames_received(out)) > 0
 
 
-async def test_cli_remote_hangup_before_media_exits_1(callbox_server: RunningServer) -> None:
-    url, ca = callbox_server.url, callbox_server.ca_path
-    answer = popen_callbox("answer", url, "--ca", str(ca), "--from", "alice", "--wait", "20")
+async def test_cli_remote_hangup_before_media_exits_1(
+    shared_server: RunningServer, room: str
+) -> None:
+    url, ca = shared_server.url, shared_server.ca_path
+    answer = popen_callbox(
+        "answer", url, "--room", room, "--ca", str(ca), "--from", "alice", "--wait", "20"
+    )
     try:
         async with (
-            SignalingClient(url, name="alice", ca=ca) as client,
+            SignalingClient(url, room=room, name="alice", ca=ca) as client,
             Call(client, open_source("none")) as alice,
         ):
             # post an offer but never apply the answer: no media can flow; hang up on it

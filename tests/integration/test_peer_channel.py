@@ -35,9 +35,9 @@ class Pair:
 
 
 @pytest.fixture
-async def pair(callbox_server: RunningServer) -> AsyncIterator[Pair]:
+async def pair(shared_server: RunningServer, room: str) -> AsyncIterator[Pair]:
     """alice calls bob; both connected, video flowing, both present on the data channel."""
-    url, ca = callbox_server.url, callbox_server.ca_path
+    url, ca = shared_server.url, shared_server.ca_path
     notices: dict[str, list[str]] = {"alice": [], "bob": []}
     chats: dict[str, list[tuple[str, str]]] = {"alice": [], "bob": []}
 
@@ -50,8 +50,8 @@ async def pair(callbox_server: RunningServer) -> AsyncIterator[Pair]:
         )
 
     async with (
-        SignalingClient(url, name="alice", ca=ca) as alice_client,
-        SignalingClient(url, name="bob", ca=ca) as bob_client,
+        SignalingClient(url, room=room, name="alice", ca=ca) as alice_client,
+        SignalingClient(url, room=room, name="bob", ca=ca) as bob_client,
         call(alice_client, "alice") as alice,
         call(bob_client, "bob") as bob,
     ):

@@ -20,7 +20,7 @@ import pytest
 from callbox.peer.call import Call, EndReason
 from callbox.peer.media import open_source
 from callbox.peer.signaling_client import SignalingClient
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import BACKEND_FREE, RunningServer, StartServer
 from tests.integration.test_peer import (
     assert_one_clean_line,
     callbox,
@@ -40,16 +40,17 @@ WIDTH, HEIGHT = 160, 120
 
 
 def test_cli_peers_chat_over_the_data_channel_and_print_it_as_text(
-    callbox_server: RunningServer,
+    shared_server: RunningServer,
+    room: str,
 ) -> None:
-    url, ca = callbox_server.url, str(callbox_server.ca_path)
+    url, ca = shared_server.url, str(shared_server.ca_path)
     markup = "hello <b>bob</b> & co"
     escape = "\x1b[31mred\nline\u202e"
     caller = popen_callbox(
-        "call", url, "--name", "cam", "--ca", ca, "--duration", "4",
+        "call", url, "--room", room, "--name", "cam", "--ca", ca, "--duration", "4",
         "--say", markup, "--say", escape,
     )  # fmt: skip
-    answer = callbox("answer", url, "--from", "cam", "--name", "bob", "--ca", ca,
+    answer = callbox("answer", url, "--room", room, "--from", "cam", "--name", "bob", "--ca", ca,
                      "--say", "hi cam 👋")  # fmt: skip
     out, err = caller.communicate(timeout=30)
     assert caller.returncode == 0, err
@@ -62,18 +63,21 @@ def test_cli_peers_chat_over_the_data_channel_and_print_it_as_text(
     assert min(frames_received(out)) > 0 and min(frames_received(answer.stdout)) > 0
 
 
-def test_cli_say_too_long_is_a_usage_error(callbox_server: RunningServer) -> None:
-    result = callbox("call", callbox_server.url, "--say", "x" * 2001)
+@BACKEND_FREE
+def test_cli_say_too_long_is_a_usage_error(shared_server: RunningServer) -> None:
+    result = callbox("call", shared_server.url, "--say", "x" * 2001)
     assert result.returncode == 2
     assert result.stderr.strip() == "callbox: error: --say: a chat line has 1 to 2000 characters"
 
 
-async def test_cli_caller_is_told_who_declined(callbox_server: RunningServer) -> None:
-    url, ca = callbox_server.url, callbox_server.ca_path
+async def test_cli_caller_is_told_who_declined(shared_server: RunningServer, room: str) -> None:
+    url, ca = shared_server.url, shared_server.ca_path
     # the caller's wait runs from its offer; bob must decline inside it, on a busy machine too
-    caller = popen_callbox("call", url, "--name", "cam", "--ca", str(ca), "--wait", "12")
+    caller = popen_callbox(
+        "call", url, "--room", room, "--name", "cam", "--ca", str(ca), "--wait", "12"
+    )
     try:
-        async with SignalingClient(url, name="bob", ca=ca) as bob:
+        async with SignalingClient(url, room=room, name="bob", ca=ca) as bob:
             offer = await bob.wait_for_offer(from_user="cam", within=20)
             await bob.decline(offer.offer_id)
             out, err = await asyncio.to_thread(caller.communicate, timeout=30)
@@ -130,10 +134,11 @@ async def test_cli_answer_keeps_its_call_through_a_server_kill_and_restart(
         (["--record", "/no/such/dir/in.mkv"], "directory /no/such/dir does not exist"),
     ],
 )
+@BACKEND_FREE
 def test_cli_bad_arguments_are_one_line_and_exit_2(
-    callbox_server: RunningServer, extra: list[str], message: str
+    shared_server: RunningServer, extra: list[str], message: str
 ) -> None:
-    result = callbox("answer", callbox_server.url, *extra)
+    result = callbox("answer", shared_server.url, *extra)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]  # argparse's usage may come first
@@ -143,12 +148,12 @@ def test_cli_bad_arguments_are_one_line_and_exit_2(
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_cli_trusts_the_data_dirs_ca_for_a_server_on_this_machine(
-    callbox_server: RunningServer, host: str
+    shared_server: RunningServer, room: str, host: str
 ) -> None:
-    url = f"https://{host}:{callbox_server.port}"
-    env = {**os.environ, "CALLBOX_DATA_DIR": str(callbox_server.data_dir)}
+    url = f"https://{host}:{shared_server.port}"
+    env = {**os.environ, "CALLBOX_DATA_DIR": str(shared_server.data_dir)}
     result = subprocess.run(
-        [sys.executable, "-m", "callbox", "answer", url, "--wait", "0.5"],
+        [sys.executable, "-m", "callbox", "answer", url, "--room", room, "--wait", "0.5"],
         capture_output=True, text=True, timeout=40, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 1
@@ -162,11 +167,13 @@ def popen_with_stderr(args: list[str], stderr: int) -> subprocess.Popen[str]:
 
 
 async def test_cli_on_a_terminal_shows_a_live_status_line_and_chat(
-    callbox_server: RunningServer,
+    shared_server: RunningServer,
+    room: str,
 ) -> None:
-    url, ca = callbox_server.url, callbox_server.ca_path
+    url, ca = shared_server.url, shared_server.ca_path
     leader, follower = os.openpty()
-    argv = ["answer", url, "--ca", str(ca), "--from", "alice", "--wait", "20", "--duration", "4"]
+    argv = ["answer", url, "--room", room, "--ca", str(ca), "--from", "alice", "--wait", "20"]
+    argv += ["--duration", "4"]
     answer = popen_with_stderr(argv, follower)
     os.close(follower)
     seen = bytearray()
@@ -179,7 +186,7 @@ async def test_cli_on_a_terminal_shows_a_live_status_line_and_chat(
     reader = asyncio.create_task(asyncio.to_thread(read_terminal))
     try:
         async with (
-            SignalingClient(url, name="alice", ca=ca) as client,
+            SignalingClient(url, room=room, name="alice", ca=ca) as client,
             Call(client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
         ):
             await alice.place(answer_within=20)
@@ -200,15 +207,17 @@ async def test_cli_on_a_terminal_shows_a_live_status_line_and_chat(
 
 
 async def test_cli_ctrl_c_mid_call_hangs_up_and_exits_0_with_a_summary(
-    callbox_server: RunningServer,
+    shared_server: RunningServer,
+    room: str,
 ) -> None:
-    url, ca = callbox_server.url, callbox_server.ca_path
+    url, ca = shared_server.url, shared_server.ca_path
     answer = popen_callbox(
-        "answer", url, "--ca", str(ca), "--from", "alice", "--name", "answerer", "--wait", "20"
-    )
+        "answer", url, "--room", room, "--ca", str(ca), "--from", "alice",
+        "--name", "answerer", "--wait", "20",
+    )  # fmt: skip
     try:
         async with (
-            SignalingClient(url, name="alice", ca=ca) as client,
+            SignalingClient(url, room=room, name="alice", ca=ca) as client,
             Call(client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
         ):
             await alice.place(answer_within=20)

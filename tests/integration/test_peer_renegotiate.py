@@ -53,14 +53,15 @@ async def connected_pair(alice: Call, bob: Call, bob_client: SignalingClient) ->
 
 
 async def test_socket_drop_mid_call_resumes_and_a_later_hangup_arrives(
-    callbox_server: RunningServer,
+    shared_server: RunningServer,
+    room: str,
 ) -> None:
-    ca = callbox_server.ca_path
-    async with TcpProxy("127.0.0.1", callbox_server.port) as proxy:
+    ca = shared_server.ca_path
+    async with TcpProxy("127.0.0.1", shared_server.port) as proxy:
         via_proxy = f"https://127.0.0.1:{proxy.port}"
         async with (
-            SignalingClient(via_proxy, name="alice", ca=ca) as alice_client,
-            SignalingClient(callbox_server.url, name="bob", ca=ca) as bob_client,
+            SignalingClient(via_proxy, room=room, name="alice", ca=ca) as alice_client,
+            SignalingClient(shared_server.url, room=room, name="bob", ca=ca) as bob_client,
             Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
             Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as bob,
         ):
@@ -93,14 +94,14 @@ async def test_socket_drop_mid_call_resumes_and_a_later_hangup_arrives(
 
 
 async def test_aiortc_answerer_answers_a_renegotiation_but_declines_an_ice_restart(
-    callbox_server: RunningServer, caplog: pytest.LogCaptureFixture
+    shared_server: RunningServer, room: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="callbox.peer.call")
-    url, ca = callbox_server.url, callbox_server.ca_path
+    url, ca = shared_server.url, shared_server.ca_path
     notices: list[str] = []
     async with (
-        SignalingClient(url, name="alice", ca=ca) as alice_client,
-        SignalingClient(url, name="bob", ca=ca) as bob_client,
+        SignalingClient(url, room=room, name="alice", ca=ca) as alice_client,
+        SignalingClient(url, room=room, name="bob", ca=ca) as bob_client,
         Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
         Call(
             bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT), notice=notices.append
@@ -149,14 +150,17 @@ def lose_the_first(client: SignalingClient, event: str) -> list[object]:
 
 
 async def test_a_message_lost_with_the_dying_socket_is_sent_again_after_the_resume(
-    callbox_server: RunningServer,
+    shared_server: RunningServer,
+    room: str,
 ) -> None:
-    ca = callbox_server.ca_path
-    async with TcpProxy("127.0.0.1", callbox_server.port) as proxy:
+    ca = shared_server.ca_path
+    async with TcpProxy("127.0.0.1", shared_server.port) as proxy:
         via_proxy = f"https://127.0.0.1:{proxy.port}"
         async with (
-            SignalingClient(via_proxy, name="alice", ca=ca, ack_timeout=2) as alice_client,
-            SignalingClient(callbox_server.url, name="bob", ca=ca) as bob_client,
+            SignalingClient(
+                via_proxy, room=room, name="alice", ca=ca, ack_timeout=2
+            ) as alice_client,
+            SignalingClient(shared_server.url, room=room, name="bob", ca=ca) as bob_client,
             Call(alice_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as alice,
             Call(bob_client, open_source("testsrc", width=WIDTH, height=HEIGHT)) as bob,
         ):
@@ -175,16 +179,17 @@ async def test_a_message_lost_with_the_dying_socket_is_sent_again_after_the_resu
 
 
 async def test_a_message_lost_with_a_session_the_server_did_not_keep_is_signaling_lost(
-    callbox_server: RunningServer,
+    shared_server: RunningServer,
+    room: str,
 ) -> None:
     """The socket dies with a message in flight and the client comes back as a new session:
     the message belongs to a session that is gone, so sending it says the signaling was lost
     (a call goes on peer-to-peer), never that the server was too slow to reply."""
-    ca = callbox_server.ca_path
-    async with TcpProxy("127.0.0.1", callbox_server.port) as proxy:
+    ca = shared_server.ca_path
+    async with TcpProxy("127.0.0.1", shared_server.port) as proxy:
         via_proxy = f"https://127.0.0.1:{proxy.port}"
         async with SignalingClient(
-            via_proxy, name="alice", ca=ca, ack_timeout=3, resume=False
+            via_proxy, room=room, name="alice", ca=ca, ack_timeout=3, resume=False
         ) as client:
             lost = lose_the_first(client, "sendIceCandidate")
             candidate = Candidate("candidate:1 1 udp 1 192.0.2.1 9 typ host", "0", 0, None)

@@ -50,10 +50,10 @@ async def test_seed_flow_with_late_joiner(clients: Clients) -> None:
     assert alice.events["signalingError"] == bob.events["signalingError"] == []
 
 
-async def test_early_joiner_gets_new_offer_awaiting(clients: Clients) -> None:
-    bob = await clients(userName="bob")
+async def test_early_joiner_gets_new_offer_awaiting(shared_clients: Clients) -> None:
+    bob = await shared_clients(userName="bob")
     assert bob.events["availableOffers"] == [[]]
-    alice = await clients(userName="alice")
+    alice = await shared_clients(userName="alice")
     ack = await alice.call("newOffer", OFFER)
     [view] = await bob.wait_for("newOfferAwaiting")
     assert view["offerId"] == ack["offerId"] and view["offererUserName"] == "alice"
@@ -67,10 +67,10 @@ async def test_early_joiner_gets_new_offer_awaiting(clients: Clients) -> None:
 
 
 async def test_answerer_candidates_before_answer_reach_caller_after_answer(
-    clients: Clients,
+    shared_clients: Clients,
 ) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
     ack = await alice.call("newOffer", OFFER)
     for n in (1, 2):
         assert await bob.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(n)}) == {
@@ -82,10 +82,10 @@ async def test_answerer_candidates_before_answer_reach_caller_after_answer(
     assert alice.events["answerResponse"]  # the answer came first (checked by arrival above)
 
 
-async def test_spoofed_ice_user_name_is_forbidden(clients: Clients) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
-    mallory = await clients(userName="mallory")
+async def test_spoofed_ice_user_name_is_forbidden(shared_clients: Clients) -> None:
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
+    mallory = await shared_clients(userName="mallory")
     ack = await alice.call("newOffer", OFFER)
     await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     reply = await mallory.call(
@@ -105,9 +105,9 @@ async def test_spoofed_ice_user_name_is_forbidden(clients: Clients) -> None:
     assert bob.events["receivedIceCandidateFromServer"] == []
 
 
-async def test_false_did_i_offer_is_forbidden(clients: Clients) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
+async def test_false_did_i_offer_is_forbidden(shared_clients: Clients) -> None:
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
     ack = await alice.call("newOffer", OFFER)
     await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     reply = await bob.call(
@@ -124,9 +124,9 @@ async def test_false_did_i_offer_is_forbidden(clients: Clients) -> None:
     assert bob.events["receivedIceCandidateFromServer"] == []
 
 
-async def test_twenty_concurrent_answers_one_wins(clients: Clients) -> None:
-    alice = await clients(userName="alice")
-    answerers = [await clients(userName=f"bob{n}") for n in range(20)]
+async def test_twenty_concurrent_answers_one_wins(shared_clients: Clients) -> None:
+    alice = await shared_clients(userName="alice")
+    answerers = [await shared_clients(userName=f"bob{n}") for n in range(20)]
     ack = await alice.call("newOffer", OFFER)
     for n in range(3):
         await alice.call("sendIceCandidateToSignalingServer", {"iceCandidate": cand(n)})
@@ -142,9 +142,9 @@ async def test_twenty_concurrent_answers_one_wins(clients: Clients) -> None:
     assert len(alice.events["answerResponse"]) == 1
 
 
-async def test_caller_disconnect_before_answer_withdraws_offer(clients: Clients) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
+async def test_caller_disconnect_before_answer_withdraws_offer(shared_clients: Clients) -> None:
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
     ack = await alice.call("newOffer", OFFER)
     await bob.wait_for("newOfferAwaiting")
     await alice.close()
@@ -152,13 +152,15 @@ async def test_caller_disconnect_before_answer_withdraws_offer(clients: Clients)
     assert removed == {"offerId": ack["offerId"], "reason": "disconnected"}
     reply = await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     assert reply["error"]["code"] == "not_found"
-    carol = await clients(userName="carol")
+    carol = await shared_clients(userName="carol")
     assert carol.events["availableOffers"] == [[]]
 
 
-async def test_caller_disconnect_after_answer_ends_call_for_answerer(clients: Clients) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
+async def test_caller_disconnect_after_answer_ends_call_for_answerer(
+    shared_clients: Clients,
+) -> None:
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
     ack = await alice.call("newOffer", OFFER)
     await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     await alice.close()
@@ -168,9 +170,9 @@ async def test_caller_disconnect_after_answer_ends_call_for_answerer(clients: Cl
     assert "offerId" in await bob.call("newOffer", OFFER)
 
 
-async def test_hangup_ends_call_and_both_can_call_again(clients: Clients) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
+async def test_hangup_ends_call_and_both_can_call_again(shared_clients: Clients) -> None:
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
     ack = await alice.call("newOffer", OFFER)
     await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     assert await bob.call("hangup", {"offerId": ack["offerId"]}) == {"ok": True}
@@ -230,10 +232,10 @@ MALFORMED: list[tuple[str, object, str]] = [
 
 @pytest.mark.parametrize(("event", "payload", "code"), MALFORMED)
 async def test_malformed_payloads_get_an_error_and_change_nothing(
-    clients: Clients, event: str, payload: object, code: str
+    shared_clients: Clients, event: str, payload: object, code: str
 ) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
     ack = await alice.call("newOffer", OFFER)
     await bob.wait_for("newOfferAwaiting")
     # with an ack: an error ack
@@ -244,7 +246,7 @@ async def test_malformed_payloads_get_an_error_and_change_nothing(
     error = await bob.wait_for("signalingError")
     assert error["code"] == code and error["event"] == event
     # nothing changed and nothing reached anyone else
-    carol = await clients(userName="carol")
+    carol = await shared_clients(userName="carol")
     [[view]] = carol.events["availableOffers"]
     assert view["offerId"] == ack["offerId"] and view["offerIceCandidates"] == []
     assert alice.events["answerResponse"] == alice.events["signalingError"] == []
@@ -253,8 +255,8 @@ async def test_malformed_payloads_get_an_error_and_change_nothing(
     assert await bob.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER}) == []
 
 
-async def test_extra_arguments_are_refused(clients: Clients) -> None:
-    alice = await clients(userName="alice")
+async def test_extra_arguments_are_refused(shared_clients: Clients) -> None:
+    alice = await shared_clients(userName="alice")
     assert alice.sio is not None
     reply = await alice.sio.call("newOffer", (OFFER, OFFER), timeout=5)
     assert reply["error"]["code"] == "invalid_payload"
@@ -274,34 +276,36 @@ async def test_password_on(start_server: StartServer) -> None:
         await clients.close()
 
 
-async def test_password_off_accepts_any(clients: Clients) -> None:
-    a = await clients(userName="alice", password="anything")
-    b = await clients(userName="bob")
+async def test_password_off_accepts_any(shared_clients: Clients) -> None:
+    a = await shared_clients(userName="alice", password="anything")
+    b = await shared_clients(userName="bob")
     assert (a.user_name, b.user_name) == ("alice", "bob")
 
 
-async def test_rooms_isolate_offers(clients: Clients) -> None:
-    alice = await clients(userName="alice", room="red")
-    blue = await clients(userName="bob", room="blue")
-    red = await clients(userName="carol", room="red")
+async def test_rooms_isolate_offers(shared_clients: Clients) -> None:
+    # rooms of this test only: the server is shared
+    red_room, blue_room = f"{shared_clients.room}-red", f"{shared_clients.room}-blue"
+    alice = await shared_clients(userName="alice", room=red_room)
+    blue = await shared_clients(userName="bob", room=blue_room)
+    red = await shared_clients(userName="carol", room=red_room)
     ack = await alice.call("newOffer", OFFER)
     await red.wait_for("newOfferAwaiting")
     await asyncio.sleep(0.2)
     assert blue.events["newOfferAwaiting"] == []
     reply = await blue.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER})
     assert reply["error"]["code"] == "not_found"
-    late_blue = await clients(userName="dave", room="blue")
+    late_blue = await shared_clients(userName="dave", room=blue_room)
     assert late_blue.events["availableOffers"] == [[]]
     assert isinstance(
         await red.call("newAnswer", {"offerId": ack["offerId"], "answer": ANSWER}), list
     )
 
 
-async def test_bad_room_or_name_is_refused(clients: Clients) -> None:
+async def test_bad_room_or_name_is_refused(shared_clients: Clients) -> None:
     with pytest.raises(socketio.exceptions.ConnectionError, match="room"):
-        await clients(userName="x", room="no spaces")
+        await shared_clients(userName="x", room="no spaces")
     with pytest.raises(socketio.exceptions.ConnectionError, match="userName"):
-        await clients(userName="n" * 65)
+        await shared_clients(userName="n" * 65)
 
 
 async def test_duplicate_names_get_a_suffix(clients: Clients) -> None:
@@ -374,10 +378,10 @@ async def test_config_hides_credentials_from_whoever_cannot_connect(
         await clients.close()
 
 
-async def test_decline_tells_the_caller_and_the_offer_stays(clients: Clients) -> None:
-    alice = await clients(userName="alice")
-    bob = await clients(userName="bob")
-    carol = await clients(userName="carol")
+async def test_decline_tells_the_caller_and_the_offer_stays(shared_clients: Clients) -> None:
+    alice = await shared_clients(userName="alice")
+    bob = await shared_clients(userName="bob")
+    carol = await shared_clients(userName="carol")
     offer_id = (await alice.call("newOffer", OFFER))["offerId"]
     await bob.wait_for("newOfferAwaiting")
     assert await bob.call("decline", {"offerId": offer_id}) == {"ok": True}
@@ -390,56 +394,56 @@ async def test_decline_tells_the_caller_and_the_offer_stays(clients: Clients) ->
     assert (await bob.call("decline", {"offerId": offer_id}))["error"]["code"] == "not_found"
 
 
-def test_ca_certificate_and_phone_page_are_served(callbox_server: RunningServer) -> None:
-    status, body, headers = callbox_server.get("/ca.pem")
-    assert status == 200 and body == callbox_server.ca_path.read_bytes()
+def test_ca_certificate_and_phone_page_are_served(shared_server: RunningServer) -> None:
+    status, body, headers = shared_server.get("/ca.pem")
+    assert status == 200 and body == shared_server.ca_path.read_bytes()
     assert b"PRIVATE KEY" not in body
-    status, body, _ = callbox_server.get("/phone")
+    status, body, _ = shared_server.get("/phone")
     assert status == 200 and b'href="/ca.pem"' in body and b"Android" in body
 
 
-async def test_tls_is_verified_against_the_generated_ca(callbox_server: RunningServer) -> None:
+async def test_tls_is_verified_against_the_generated_ca(shared_server: RunningServer) -> None:
     # the default trust store does not know our CA: a verifying client must refuse
-    client = Client(callbox_server)
+    client = Client(shared_server)
     import aiohttp
 
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
-            await session.get(callbox_server.url + "/healthz")
-    context = ssl.create_default_context(cafile=str(callbox_server.ca_path))
+            await session.get(shared_server.url + "/healthz")
+    context = ssl.create_default_context(cafile=str(shared_server.ca_path))
     async with aiohttp.ClientSession() as session:
         for host in ("127.0.0.1", "localhost"):
-            url = f"https://{host}:{callbox_server.port}/healthz"
+            url = f"https://{host}:{shared_server.port}/healthz"
             async with session.get(url, ssl=context) as response:
                 assert response.status == 200
     await client.close()
 
 
-async def test_cross_origin_socket_is_refused(callbox_server: RunningServer) -> None:
+async def test_cross_origin_socket_is_refused(shared_server: RunningServer) -> None:
     import aiohttp
 
-    context = ssl.create_default_context(cafile=str(callbox_server.ca_path))
-    url = callbox_server.url.replace("https", "wss") + "/socket.io/?EIO=4&transport=websocket"
+    context = ssl.create_default_context(cafile=str(shared_server.ca_path))
+    url = shared_server.url.replace("https", "wss") + "/socket.io/?EIO=4&transport=websocket"
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.WSServerHandshakeError):
             await session.ws_connect(url, ssl=context, headers={"Origin": "https://evil.example"})
-        same = callbox_server.url
+        same = shared_server.url
         async with session.ws_connect(url, ssl=context, headers={"Origin": same}) as ws:
             message = await ws.receive(timeout=5)
             assert message.data.startswith("0{")  # engine.io open packet
 
 
-def test_http_endpoints(callbox_server: RunningServer) -> None:
+def test_http_endpoints(shared_server: RunningServer) -> None:
     import json
 
-    status, body, headers = callbox_server.get("/")
+    status, body, headers = shared_server.get("/")
     assert status == 200 and b'type="module"' in body
     assert "script-src 'self'" in headers["Content-Security-Policy"]
-    status, body, _ = callbox_server.get("/healthz")
+    status, body, _ = shared_server.get("/healthz")
     assert json.loads(body)["status"] == "ok"
-    status, body, headers = callbox_server.get("/vendor/socket.io.esm.min.js")
+    status, body, headers = shared_server.get("/vendor/socket.io.esm.min.js")
     assert status == 200 and b"export" in body
-    status, body, _ = callbox_server.get("/metrics")
+    status, body, _ = shared_server.get("/metrics")
     assert b"callbox_sessions" in body
 
 
