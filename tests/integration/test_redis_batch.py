@@ -155,3 +155,27 @@ async def flushed(batcher: Batcher) -> list[asyncio.Task[None]]:
     await asyncio.sleep(0)
     assert batcher._sending
     return list(batcher._sending)
+
+
+async def test_calls_of_a_send_cancelled_midway_are_cancelled_not_left_waiting(
+    tmp_path: Any,
+) -> None:
+    own = RedisServer(tmp_path).start()
+    redis = Redis.from_url(own.url)
+    pauser = Redis.from_url(own.url)
+    try:
+        batcher = Batcher(redis)
+        push = redis.register_script(PUSH)
+        await redis.script_load(PUSH)
+        # Redis holds every client's commands for 2 s: the first part's replies do not come
+        await pauser.client_pause(2000, all=True)
+        calls = [asyncio.ensure_future(batcher.run(push, ("k", str(i)))) for i in range(300)]
+        [sending] = await flushed(batcher)
+        await asyncio.sleep(0.2)  # it has sent the first part and waits for its replies
+        sending.cancel()
+        done = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+        assert all(isinstance(d, asyncio.CancelledError) for d in done), done
+    finally:
+        await redis.aclose()
+        await pauser.aclose()
+        own.stop()
