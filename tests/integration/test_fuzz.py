@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import RunningServer
@@ -392,6 +392,8 @@ def test_fuzzed_events_never_break_the_server_or_an_honest_call(
             suppress_health_check=list(HealthCheck),
         )
         @given(st.lists(steps(), min_size=1, max_size=5))
+        # a binary packet at least once, whatever the examples drawn (they rarely are)
+        @example([Step(0, "newOffer", {"blob": b"\x00", "rest": OFFER}, ack=False)])
         def fuzz(plan: list[Step]) -> None:
             if honest.done():
                 honest.result()  # raises what went wrong with the honest call
