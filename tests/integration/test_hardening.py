@@ -238,11 +238,15 @@ async def test_tls_connections_that_never_send_a_request_are_closed(
 
 
 async def test_clients_that_do_not_read_are_disconnected_past_their_budget(
-    server: RunningServer,
+    server: RunningServer, backend: str
 ) -> None:
     """A room with 16 large offers (about 2 MB to each newcomer) and 45 joiners that never
     read their socket: what waits for them is bounded per socket and per address."""
-    await deaf_joiners_are_bounded(server)
+    # On Redis each newcomer's ~2 MB of offers is also read from Redis and copied several
+    # times on the way (reply buffer, bytes, text, objects), and RSS keeps the high-water
+    # mark of those copies: measured +13 to +30 MiB there against +10 to +12 in memory.
+    # Without the send budget the joiners add ~90 MiB on either.
+    await deaf_joiners_are_bounded(server, slack=BUDGET / 2 if backend == "memory" else 40 * MIB)
 
 
 # the send budget reads the transports under the event loop: behind a proxy (--http) that is
@@ -253,10 +257,10 @@ async def test_behind_a_proxy_on_uvloop_clients_that_do_not_read_are_bounded_too
 ) -> None:
     server = start_server("--http")
     assert "event loop: uvloop" in server.log()
-    await deaf_joiners_are_bounded(server)
+    await deaf_joiners_are_bounded(server, slack=BUDGET / 2)
 
 
-async def deaf_joiners_are_bounded(server: RunningServer) -> None:
+async def deaf_joiners_are_bounded(server: RunningServer, slack: float) -> None:
     before = rss(server)
     offerers = Clients(server, source="127.0.0.5")
     deaf: list[asyncio.StreamWriter] = []
@@ -288,7 +292,7 @@ async def deaf_joiners_are_bounded(server: RunningServer) -> None:
     # The offers are the room as it is (issue 7 measured from there: 138 -> 560 MiB); what
     # the 45 joiners add is what the budgets bound: 8 MiB queued per address, and their
     # connections. Without the send budget this phase adds about 90 MiB.
-    assert during - offered < BUDGET / 2
+    assert during - offered < slack
 
 
 async def test_password_guessing_is_throttled_per_address(start_server: StartServer) -> None:
