@@ -3,9 +3,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import RunningServer
 from tests.integration.sio_client import Clients, own_address, own_room
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -30,3 +32,11 @@ async def shared_clients(shared_server: RunningServer) -> AsyncIterator[Clients]
 def room() -> str:
     """A room of this test alone, for peers on the shared server (``shared_server``)."""
     return own_room()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A client of the session's redis-server (tests keep apart by key prefix)."""
+    redis = Redis.from_url(redis_server.url)
+    yield redis
+    await redis.aclose()

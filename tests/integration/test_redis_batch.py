@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,6 @@ FAIL_ON_X = "if ARGV[2] == 'x' then return redis.error_reply('no x') end return 
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_server.url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
 def key() -> str:
     return f"batch{uuid.uuid4().hex[:10]}"
 
@@ -36,8 +28,8 @@ def key() -> str:
 class Counting(Batcher):
     """Counts the pipelines it sends (and their sizes)."""
 
-    def __init__(self, client: Redis) -> None:
-        super().__init__(client)
+    def __init__(self, redis_client: Redis) -> None:
+        super().__init__(redis_client)
         self.pipelines: list[int] = []
 
     async def _execute(self, calls: list[Any]) -> list[Any]:
@@ -45,21 +37,21 @@ class Counting(Batcher):
         return await super()._execute(calls)
 
 
-async def test_calls_of_one_turn_go_in_one_pipeline_in_order(client: Redis, key: str) -> None:
-    batcher = Counting(client)
-    push = client.register_script(PUSH)
-    await client.script_load(PUSH)  # else the first batch misses it and is sent again
+async def test_calls_of_one_turn_go_in_one_pipeline_in_order(redis_client: Redis, key: str) -> None:
+    batcher = Counting(redis_client)
+    push = redis_client.register_script(PUSH)
+    await redis_client.script_load(PUSH)  # else the first batch misses it and is sent again
     results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(40)))
     assert results == list(range(1, 41))  # each call's own result
     assert batcher.pipelines == [40]
-    assert await client.lrange(key, 0, -1) == [str(i).encode() for i in range(40)]
+    assert await redis_client.lrange(key, 0, -1) == [str(i).encode() for i in range(40)]
 
 
 async def test_a_call_alone_is_sent_alone_and_later_turns_in_batches_of_their_own(
-    client: Redis, key: str
+    redis_client: Redis, key: str
 ) -> None:
-    batcher = Counting(client)
-    push = client.register_script(PUSH)
+    batcher = Counting(redis_client)
+    push = redis_client.register_script(PUSH)
     assert await batcher.run(push, (key, "a")) == 1
     assert batcher.pipelines == []  # a batch of one is an ordinary EVALSHA
     first = asyncio.gather(*(batcher.run(push, (key, f"b{i}")) for i in range(3)))
@@ -69,12 +61,12 @@ async def test_a_call_alone_is_sent_alone_and_later_turns_in_batches_of_their_ow
     await second
     assert batcher.pipelines == [3, 2]
     names = [b"a", b"b0", b"b1", b"b2", b"c0", b"c1"]
-    assert await client.lrange(key, 0, -1) == names
+    assert await redis_client.lrange(key, 0, -1) == names
 
 
-async def test_an_error_reply_fails_only_its_own_call(client: Redis) -> None:
-    batcher = Batcher(client)
-    script = client.register_script(FAIL_ON_X)
+async def test_an_error_reply_fails_only_its_own_call(redis_client: Redis) -> None:
+    batcher = Batcher(redis_client)
+    script = redis_client.register_script(FAIL_ON_X)
     outcomes = await asyncio.gather(
         *(batcher.run(script, ("k", v)) for v in ("a", "x", "b")), return_exceptions=True
     )
@@ -83,23 +75,25 @@ async def test_an_error_reply_fails_only_its_own_call(client: Redis) -> None:
 
 
 async def test_scripts_redis_lost_are_loaded_again_and_run_in_order(
-    client: Redis, key: str
+    redis_client: Redis, key: str
 ) -> None:
-    batcher = Counting(client)
-    push = client.register_script(PUSH)
+    batcher = Counting(redis_client)
+    push = redis_client.register_script(PUSH)
     await batcher.run(push, (key, "before"))
-    await client.script_flush()  # what a restarted Redis has: no scripts
-    assert await client.script_exists(push.sha) == [False]
+    await redis_client.script_flush()  # what a restarted Redis has: no scripts
+    assert await redis_client.script_exists(push.sha) == [False]
     results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(5)))
     assert results == [2, 3, 4, 5, 6]
     assert batcher.pipelines == [5, 5]  # the batch that missed, then the same calls again
     expected = [b"before", *(str(i).encode() for i in range(5))]
-    assert await client.lrange(key, 0, -1) == expected
+    assert await redis_client.lrange(key, 0, -1) == expected
 
 
-async def test_a_caller_that_gives_up_does_not_break_the_others(client: Redis, key: str) -> None:
-    batcher = Batcher(client)
-    push = client.register_script(PUSH)
+async def test_a_caller_that_gives_up_does_not_break_the_others(
+    redis_client: Redis, key: str
+) -> None:
+    batcher = Batcher(redis_client)
+    push = redis_client.register_script(PUSH)
     calls = [asyncio.ensure_future(batcher.run(push, (key, str(i)))) for i in range(3)]
     await asyncio.sleep(0)
     calls[1].cancel()
@@ -127,10 +121,10 @@ async def test_a_dead_connection_fails_every_call_of_its_batch(tmp_path: Any) ->
         own.stop()
 
 
-async def test_a_huge_turn_is_sent_in_parts_still_in_order(client: Redis, key: str) -> None:
-    batcher = Counting(client)
-    push = client.register_script(PUSH)
-    await client.script_load(PUSH)
+async def test_a_huge_turn_is_sent_in_parts_still_in_order(redis_client: Redis, key: str) -> None:
+    batcher = Counting(redis_client)
+    push = redis_client.register_script(PUSH)
+    await redis_client.script_load(PUSH)
     count = MAX_BATCH + 44
     results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(count)))
     assert results == list(range(1, count + 1))
@@ -138,10 +132,10 @@ async def test_a_huge_turn_is_sent_in_parts_still_in_order(client: Redis, key: s
 
 
 async def test_calls_of_a_send_cancelled_before_it_began_are_cancelled_not_left_waiting(
-    client: Redis, key: str
+    redis_client: Redis, key: str
 ) -> None:
-    batcher = Batcher(client)
-    push = client.register_script(PUSH)
+    batcher = Batcher(redis_client)
+    push = redis_client.register_script(PUSH)
     calls = [asyncio.ensure_future(batcher.run(push, (key, str(i)))) for i in range(MAX_BATCH + 5)]
     [sending] = await flushed(batcher)  # one task sends both parts
     sending.cancel()  # before it even started
@@ -167,7 +161,7 @@ async def test_calls_of_a_send_cancelled_midway_are_cancelled_not_left_waiting(
         batcher = Batcher(redis)
         push = redis.register_script(PUSH)
         await redis.script_load(PUSH)
-        # Redis holds every client's commands for 2 s: the first part's replies do not come
+        # Redis holds every redis_client's commands for 2 s: the first part's replies do not come
         await pauser.client_pause(2000, all=True)
         calls = [asyncio.ensure_future(batcher.run(push, ("k", str(i)))) for i in range(300)]
         [sending] = await flushed(batcher)

@@ -5,7 +5,7 @@ redis-server, each test under a key prefix of its own."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -14,7 +14,6 @@ from callbox.signaling import ErrorCode, SignalingError, StoreUnavailable, Switc
 from callbox.signaling.mailbox import At, MailboxLimits, Posted
 from callbox.signaling.redis import RedisMailbox, RedisStore
 from callbox.signaling.redis.scripts import check
-from tests.redis_server import RedisServer
 from tests.unit import test_mailbox, test_switchboard
 from tests.unit.boards import BySid
 from tests.unit.test_mailbox import opened  # noqa: F401 - a fixture the scenarios use
@@ -35,26 +34,19 @@ for _module in (test_switchboard, test_mailbox):
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_server.url)
-    yield redis
-    await redis.aclose()
-
-
-@pytest.fixture
 def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}:"
 
 
 @pytest.fixture
-def store(client: Redis, prefix: str) -> RedisStore:
-    return RedisStore(client, prefix)
+def store(redis_client: Redis, prefix: str) -> RedisStore:
+    return RedisStore(redis_client, prefix)
 
 
 @pytest.fixture
-def make_box(client: Redis, prefix: str) -> Callable[..., RedisMailbox]:
+def make_box(redis_client: Redis, prefix: str) -> Callable[..., RedisMailbox]:
     def make(limits: MailboxLimits | None = None) -> RedisMailbox:
-        return RedisMailbox(client, prefix, limits)
+        return RedisMailbox(redis_client, prefix, limits)
 
     return make
 
@@ -129,10 +121,10 @@ async def test_redis_expires_only_waiting_offers_older_than_the_cut(store: Redis
 
 
 async def test_a_relayed_candidate_is_posted_in_the_step_that_routes_it(
-    client: Redis, prefix: str
+    redis_client: Redis, prefix: str
 ) -> None:
-    box = RedisMailbox(client, prefix, node="n1")
-    store = RedisStore(client, prefix, mailbox=box)
+    box = RedisMailbox(redis_client, prefix, node="n1")
+    store = RedisStore(redis_client, prefix, mailbox=box)
     sb = BySid(Switchboard(store))
     await test_switchboard.join(sb, "a", "alice")
     await test_switchboard.join(sb, "b", "bob")
