@@ -12,7 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from callbox.signaling.redis import batch
 from callbox.signaling.redis.batch import MAX_BATCH, Batcher
 from tests.redis_server import RedisServer
 
@@ -52,14 +54,15 @@ async def test_a_call_alone_is_sent_alone_and_later_turns_in_batches_of_their_ow
 ) -> None:
     batcher = Counting(redis_client)
     push = redis_client.register_script(PUSH)
+    await redis_client.script_load(PUSH)
     assert await batcher.run(push, (key, "a")) == 1
-    assert batcher.pipelines == []  # a batch of one is an ordinary EVALSHA
+    assert batcher.pipelines == [1]  # a batch of one is one EVALSHA
     first = asyncio.gather(*(batcher.run(push, (key, f"b{i}")) for i in range(3)))
     await asyncio.sleep(0)  # the next turn sends the first three
     second = asyncio.gather(*(batcher.run(push, (key, f"c{i}")) for i in range(2)))
     await first
     await second
-    assert batcher.pipelines == [3, 2]
+    assert batcher.pipelines == [1, 3, 2]
     names = [b"a", b"b0", b"b1", b"b2", b"c0", b"c1"]
     assert await redis_client.lrange(key, 0, -1) == names
 
@@ -79,12 +82,17 @@ async def test_scripts_redis_lost_are_loaded_again_and_run_in_order(
 ) -> None:
     batcher = Counting(redis_client)
     push = redis_client.register_script(PUSH)
+    await redis_client.script_load(PUSH)
     await batcher.run(push, (key, "before"))
     await redis_client.script_flush()  # what a restarted Redis has: no scripts
     assert await redis_client.script_exists(push.sha) == [False]
     results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(5)))
     assert results == [2, 3, 4, 5, 6]
-    assert batcher.pipelines == [5, 5]  # the batch that missed, then the same calls again
+    assert batcher.pipelines == [
+        1,
+        5,
+        5,
+    ]  # before; the batch that missed, then the same calls again
     expected = [b"before", *(str(i).encode() for i in range(5))]
     assert await redis_client.lrange(key, 0, -1) == expected
 
@@ -169,6 +177,34 @@ async def test_calls_of_a_send_cancelled_midway_are_cancelled_not_left_waiting(
         sending.cancel()
         done = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
         assert all(isinstance(d, asyncio.CancelledError) for d in done), done
+    finally:
+        await redis.aclose()
+        await pauser.aclose()
+        own.stop()
+
+
+async def test_a_hung_redis_fails_the_batch_at_its_deadline_then_calls_work_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scripts' pool has no per-read timeout (cluster.py): the batch's deadline is what
+    gives up on a Redis that accepts commands and never answers."""
+    monkeypatch.setattr(batch, "DEADLINE", 0.5)
+    own = RedisServer(tmp_path).start()
+    redis = Redis.from_url(own.url, socket_timeout=None)
+    pauser = Redis.from_url(own.url)
+    try:
+        batcher = Batcher(redis)
+        push = redis.register_script(PUSH)
+        await redis.script_load(PUSH)
+        await pauser.client_pause(3000, all=True)
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(batcher.run(push, ("k", str(i))) for i in range(3)),
+                           return_exceptions=True),
+            10,
+        )  # fmt: skip
+        assert all(isinstance(o, RedisTimeoutError) for o in outcomes), outcomes
+        await pauser.client_unpause()
+        assert await batcher.run(push, ("k", "after")) >= 1
     finally:
         await redis.aclose()
         await pauser.aclose()

@@ -1,16 +1,20 @@
-"""Script calls made in one turn of the event loop go to Redis together, as one pipeline.
+"""Script calls made in one turn of the event loop go to Redis together, in one round trip.
 
 Every protocol step is one Lua script (see scripts.py), and most of what a node spends on
-Redis is redis-py's own work per command (taking a connection, timeouts, packing, one
-round trip): measured here, ~75 us of CPU for one ``EVALSHA``, ~30 us each in a pipeline of
-four. Under load many sockets' handlers call scripts in the same turn of the loop, so the
-calls are gathered and sent as one non-transactional pipeline in the next turn. Each script
-stays atomic by itself (Redis runs a script whole), and the scripts of one batch run in the
-order they were called; one socket's events are handled one after the other
-(``async_handlers=False``), so a socket never has two calls in flight.
+Redis is the client's own work per command (taking a connection, timers, packing, one round
+trip): measured here, ~75 us of CPU for one ``EVALSHA`` through redis-py, ~30 us each in a
+pipeline of four. Under load many sockets' handlers call scripts in the same turn of the
+loop, so the calls are gathered and, in the next turn, written at once on one connection of
+the pool and their replies read in order: a non-transactional pipeline, packed here rather
+than by redis-py's ``Pipeline`` (whose per-command bookkeeping, per-reply timers and health
+checks were ~0.8 ms of a handshake's 5.2 ms in bench/). Each script stays atomic by itself
+(Redis runs a script whole), and the scripts of one batch run in the order they were
+called; one socket's events are handled one after the other (``async_handlers=False``), so
+a socket never has two calls in flight.
 
-A batch of one is an ordinary call. A script Redis does not have (it restarted, or its
-script cache was flushed) is loaded and the calls that missed it are run again, in order.
+A script Redis does not have (it restarted, or its script cache was flushed) is loaded and
+the calls that missed it are run again, in order. redis-py's public ``Connection`` does the
+I/O and the parsing (hiredis): its ``send_packed_command`` and ``read_response``.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 #: calls per pipeline, so one huge turn (a dead node's sessions taken over) is sent in parts
 MAX_BATCH = 256
+#: seconds for one batch, every reply included: then its calls fail (Redis is hung)
+DEADLINE = 10.0
 
 
 @dataclass(slots=True)
@@ -68,11 +76,7 @@ class Batcher:
 
     async def _send(self, calls: list[_Call]) -> None:
         try:
-            if len(calls) == 1:
-                call = calls[0]
-                results: list[Any] = [await call.script(args=list(call.args))]
-            else:
-                results = await self._pipeline(calls)
+            results = await self._pipeline(calls)
         except BaseException as e:  # the connection failed, or the node is shutting down
             _fail(calls, e)
             if not isinstance(e, Exception):
@@ -87,22 +91,63 @@ class Batcher:
                 call.done.set_result(result)
 
     async def _pipeline(self, calls: list[_Call]) -> list[Any]:
-        results = await self._execute(calls)
-        missed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missed:
-            for script in {id(calls[i].script): calls[i].script for i in missed}.values():
-                await self.client.script_load(script.script)
-            again = await self._execute([calls[i] for i in missed])
-            for i, result in zip(missed, again, strict=True):
-                results[i] = result
+        """The calls' results, in one deadline: the scripts' pool has no per-read timeout
+        (cluster.py: redis-py would set up a timer for every reply), so a hung Redis is
+        given up on here, once for the whole batch."""
+        try:
+            async with asyncio.timeout(DEADLINE):
+                results = await self._execute(calls)
+                missed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+                if missed:
+                    for script in {id(calls[i].script): calls[i].script for i in missed}.values():
+                        await self.client.script_load(script.script)
+                    again = await self._execute([calls[i] for i in missed])
+                    for i, result in zip(missed, again, strict=True):
+                        results[i] = result
+        except TimeoutError as e:
+            raise RedisTimeoutError(f"no reply from Redis in {DEADLINE:g} s") from e
         return results
 
     async def _execute(self, calls: list[_Call]) -> list[Any]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for call in calls:
-                pipe.evalsha(call.script.sha, 0, *call.args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+        """One round trip: every call's EVALSHA written at once, then each reply read;
+        retried on a fresh connection where the pool's ``retry`` says (a connection Redis
+        closed), as redis-py retries its own commands."""
+        pool = self.client.connection_pool
+        connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            results: list[Any] = await connection.retry.call_with_retry(
+                lambda: _round_trip(connection, calls), lambda _: connection.disconnect()
+            )
+        finally:  # cut short (the deadline), redis-py has closed it: it is not reused mid-reply
+            await pool.release(connection)
         return results
+
+
+async def _round_trip(connection: Connection, calls: list[_Call]) -> list[Any]:
+    # no PING first (redis-py does one after 10 s idle): a connection Redis closed fails
+    # its read at once and the batch is retried on a fresh one, unrun (see _execute)
+    await connection.send_packed_command(_packed(calls), check_health=False)
+    results: list[Any] = []
+    for _ in calls:
+        try:
+            results.append(await connection.read_response())
+        except ResponseError as e:  # this script's own error: the next replies still follow
+            results.append(e)
+    return results
+
+
+def _packed(calls: list[_Call]) -> bytes:
+    """The calls as Redis's protocol: ``EVALSHA sha 0 args...`` each."""
+    out: list[bytes] = []
+    for call in calls:
+        out.append(
+            b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n0\r\n"
+            % (len(call.args) + 3, call.script.sha.encode())
+        )
+        for arg in call.args:
+            data = arg.encode() if isinstance(arg, str) else repr(arg).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 def _fail(calls: list[_Call], error: BaseException) -> None:
