@@ -31,6 +31,8 @@ class Cluster:
     client: Redis
     #: the bus's subscription: its own connection, never retried in place (see connect)
     subscriber: Redis
+    #: what the scripts run on (see connect)
+    scripts: Redis
     store: RedisStore
     mailbox: RedisMailbox
     bus: RedisBus | None = field(default=None)
@@ -40,21 +42,11 @@ class Cluster:
     def connect(cls, settings: ServerSettings, node: str) -> Cluster:
         """Clients and scripts; nothing is sent to Redis until :meth:`start`."""
         url = settings.redis_url or ""
-        # a bounded pool that callers wait on: a burst of connects must not open a Redis
-        # connection each
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=POOL_SIZE,
-            timeout=POOL_WAIT,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=10,
-            # a connection Redis closed (it restarted) is found dead on its next command:
-            # retried on a fresh connection rather than failing that command
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-        client = Redis(connection_pool=pool)
+        client = Redis(connection_pool=_pool(url, socket_timeout=5))
+        # the scripts' own pool, without redis-py's per-read timeout (an asyncio timer set up
+        # for every reply, ~0.6 ms of a handshake's CPU in bench/): their batches keep one
+        # deadline per round trip instead (batch.py)
+        scripts = Redis(connection_pool=_pool(url, socket_timeout=None))
         # a subscription that breaks must fail loudly: the bus then resubscribes and catches
         # every session up from its log. Retried in place, redis-py would resubscribe
         # silently and what was published in the gap would be lost.
@@ -63,9 +55,11 @@ class Cluster:
         )
         prefix = settings.redis_prefix
         limits = MailboxLimits(log_bytes=settings.max_log_bytes)
-        mailbox = RedisMailbox(client, prefix, limits, grace=settings.resume_grace, node=node)
+        mailbox = RedisMailbox(
+            client, prefix, limits, grace=settings.resume_grace, node=node, scripts_client=scripts
+        )
         store = RedisStore(client, prefix, mailbox=mailbox)
-        return cls(client, subscriber, store, mailbox)
+        return cls(client, subscriber, scripts, store, mailbox)
 
     def attach(self, hub: Hub, lifecycle: Lifecycle) -> None:
         prefix = self.store.prefix
@@ -93,4 +87,22 @@ class Cluster:
         if self.bus is not None:
             await self.bus.close()
         await self.client.aclose()
+        await self.scripts.aclose()
         await self.subscriber.aclose()
+
+
+def _pool(url: str, socket_timeout: float | None) -> BlockingConnectionPool:
+    # bounded, and callers wait on it: a burst of connects must not open a Redis
+    # connection each
+    return BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_connect_timeout=2,
+        socket_timeout=socket_timeout,
+        health_check_interval=10,
+        # a connection Redis closed (it restarted) is found dead on its next command:
+        # retried on a fresh connection rather than failing that command
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )

@@ -70,6 +70,7 @@ class RedisMailbox:
         *,
         grace: float = 30.0,
         node: str = "",
+        scripts_client: Redis | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -77,7 +78,8 @@ class RedisMailbox:
         self.grace = grace
         #: the node posting (letters for its own sockets are not published)
         self.node = node
-        self.scripts = Scripts(client, prefix)
+        #: the scripts may run on a client of their own (its pool tuned for them)
+        self.scripts = Scripts(scripts_client or client, prefix)
 
     async def open(
         self,
