@@ -67,6 +67,23 @@ async def test_a_call_alone_is_sent_alone_and_later_turns_in_batches_of_their_ow
     assert await redis_client.lrange(key, 0, -1) == names
 
 
+async def test_plain_commands_go_in_the_same_round_trip_in_order(
+    redis_client: Redis, key: str
+) -> None:
+    batcher = Counting(redis_client)
+    push = redis_client.register_script(PUSH)
+    await redis_client.script_load(PUSH)
+    results = await asyncio.gather(
+        batcher.run(push, (key, "script")),
+        batcher.command("RPUSH", key, b"bytes"),
+        batcher.command("PUBLISH", f"{key}:nobody", "hello"),
+        batcher.run(push, (key, 7)),
+    )
+    assert list(results) == [1, 2, 0, 3]  # PUBLISH: no subscriber
+    assert batcher.pipelines == [4]
+    assert await redis_client.lrange(key, 0, -1) == [b"script", b"bytes", b"7"]
+
+
 async def test_an_error_reply_fails_only_its_own_call(redis_client: Redis) -> None:
     batcher = Batcher(redis_client)
     script = redis_client.register_script(FAIL_ON_X)
@@ -88,11 +105,8 @@ async def test_scripts_redis_lost_are_loaded_again_and_run_in_order(
     assert await redis_client.script_exists(push.sha) == [False]
     results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(5)))
     assert results == [2, 3, 4, 5, 6]
-    assert batcher.pipelines == [
-        1,
-        5,
-        5,
-    ]  # before; the batch that missed, then the same calls again
+    # "before"; the batch that missed; the script loaded and the same calls again
+    assert batcher.pipelines == [1, 5, 1 + 5]
     expected = [b"before", *(str(i).encode() for i in range(5))]
     assert await redis_client.lrange(key, 0, -1) == expected
 
@@ -177,6 +191,10 @@ async def test_calls_of_a_send_cancelled_midway_are_cancelled_not_left_waiting(
         sending.cancel()
         done = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
         assert all(isinstance(d, asyncio.CancelledError) for d in done), done
+        # the connection was left mid-reply: the next batch gets its own replies, not those
+        echo = redis.register_script(FAIL_ON_X)
+        await pauser.client_unpause()
+        assert await batcher.run(echo, ("k", "after")) == b"after"
     finally:
         await redis.aclose()
         await pauser.aclose()

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from callbox.jsontext import dumps, loads
 from callbox.server.routing import LocalSessions, Router
 from callbox.signaling import SignalingError, Switchboard
+from callbox.signaling.redis.batch import Batcher
 from callbox.signaling.redis.mailbox import letter_from
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ class RedisBus:
         sessions: LocalSessions,
         switchboard: Switchboard,
         *,
+        batcher: Batcher,
         subscriber: Redis | None = None,
     ) -> None:
         self.client = client
+        self.batcher = batcher
         #: the client the subscription runs on (default: ``client``)
         self.subscriber = subscriber or client
         self.prefix = prefix
@@ -73,7 +76,9 @@ class RedisBus:
     async def to_room(self, room: str, event: str, payload: object, skip: str | None) -> None:
         message = dumps({"o": self.node, "e": event, "p": payload, "s": skip})
         try:
-            await self.client.publish(self._room_channel(room), message)
+            # in the round trip of this turn's scripts (a plain PUBLISH costs a pooled
+            # connection, a timer and a task of its own)
+            await self.batcher.command("PUBLISH", self._room_channel(room), message)
         except RedisError as e:
             log.warning("room=%s: %s not published (%s)", room, event, type(e).__name__)
 

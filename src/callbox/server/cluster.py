@@ -65,7 +65,7 @@ class Cluster:
         prefix = self.store.prefix
         self.bus = RedisBus(
             self.client, prefix, hub.node, hub.router, hub.sessions, hub.switchboard,
-            subscriber=self.subscriber,
+            batcher=self.mailbox.scripts.batcher, subscriber=self.subscriber,
         )  # fmt: skip
         hub.router.bus = self.bus
         self.nodes = Nodes(self.client, prefix, hub, lifecycle.finish)

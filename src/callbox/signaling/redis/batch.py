@@ -36,10 +36,14 @@ MAX_BATCH = 256
 DEADLINE = 10.0
 
 
+Arg = str | bytes | int | float
+
+
 @dataclass(slots=True)
 class _Call:
-    script: AsyncScript
-    args: tuple[str | int | float, ...]
+    #: None: a plain command, ``args[0]`` its name
+    script: AsyncScript | None
+    args: tuple[Arg, ...]
     done: asyncio.Future[Any]
 
 
@@ -49,14 +53,22 @@ class Batcher:
         self._queued: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def run(self, script: AsyncScript, args: tuple[str | int | float, ...]) -> Any:
+    async def run(self, script: AsyncScript, args: tuple[Arg, ...]) -> Any:
         """The script's result; a Redis failure is raised as redis-py raised it."""
+        return await self._queue(script, args)
+
+    async def command(self, *args: Arg) -> Any:
+        """A plain command (``PUBLISH``, ...) in the same round trip as the scripts of its
+        turn: its reply as hiredis parsed it."""
+        return await self._queue(None, args)
+
+    def _queue(self, script: AsyncScript | None, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         call = _Call(script, args, loop.create_future())
         if not self._queued:
             loop.call_soon(self._flush)
         self._queued.append(call)
-        return await call.done
+        return call.done
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
@@ -98,27 +110,32 @@ class Batcher:
             async with asyncio.timeout(DEADLINE):
                 results = await self._execute(calls)
                 missed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-                if missed:
-                    for script in {id(calls[i].script): calls[i].script for i in missed}.values():
-                        await self.client.script_load(script.script)
-                    again = await self._execute([calls[i] for i in missed])
-                    for i, result in zip(missed, again, strict=True):
+                if missed:  # loaded, then run again, in one more round trip
+                    lost = {id(s): s for i in missed if (s := calls[i].script) is not None}
+                    loop = asyncio.get_running_loop()
+                    loads = [
+                        _Call(None, ("SCRIPT", "LOAD", _source(s)), loop.create_future())
+                        for s in lost.values()
+                    ]
+                    again = await self._execute([*loads, *(calls[i] for i in missed)])
+                    for i, result in zip(missed, again[len(loads) :], strict=True):
                         results[i] = result
         except TimeoutError as e:
             raise RedisTimeoutError(f"no reply from Redis in {DEADLINE:g} s") from e
         return results
 
     async def _execute(self, calls: list[_Call]) -> list[Any]:
-        """One round trip: every call's EVALSHA written at once, then each reply read;
-        retried on a fresh connection where the pool's ``retry`` says (a connection Redis
-        closed), as redis-py retries its own commands."""
+        """One round trip: every call written at once, then each reply read; retried where
+        the pool's ``retry`` says (a connection Redis closed), as redis-py retries its own
+        commands. Cut short (the deadline), redis-py has closed the connection: it is not
+        reused mid-reply."""
         pool = self.client.connection_pool
         connection: Connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             results: list[Any] = await connection.retry.call_with_retry(
                 lambda: _round_trip(connection, calls), lambda _: connection.disconnect()
             )
-        finally:  # cut short (the deadline), redis-py has closed it: it is not reused mid-reply
+        finally:
             await pool.release(connection)
         return results
 
@@ -137,17 +154,30 @@ async def _round_trip(connection: Connection, calls: list[_Call]) -> list[Any]:
 
 
 def _packed(calls: list[_Call]) -> bytes:
-    """The calls as Redis's protocol: ``EVALSHA sha 0 args...`` each."""
+    """The calls as Redis's protocol: ``EVALSHA sha 0 args...`` for a script."""
     out: list[bytes] = []
     for call in calls:
-        out.append(
-            b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n0\r\n"
-            % (len(call.args) + 3, call.script.sha.encode())
-        )
+        if call.script is None:
+            out.append(b"*%d\r\n" % len(call.args))
+        else:
+            out.append(
+                b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n0\r\n"
+                % (len(call.args) + 3, call.script.sha.encode())
+            )
         for arg in call.args:
-            data = arg.encode() if isinstance(arg, str) else repr(arg).encode()
+            data = arg if isinstance(arg, bytes) else _text(arg)
             out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
+
+
+def _source(script: AsyncScript) -> bytes | str:
+    source = script.script
+    return bytes(source) if isinstance(source, memoryview) else source
+
+
+def _text(arg: str | int | float) -> bytes:
+    # as redis-py encodes them: UTF-8, and numbers by repr
+    return arg.encode() if isinstance(arg, str) else repr(arg).encode()
 
 
 def _fail(calls: list[_Call], error: BaseException) -> None:
