@@ -1,16 +1,17 @@
-"""Script calls made in one turn of the event loop go to Redis together, in one round trip.
+"""Script calls go to Redis together: one batch at a time, in one round trip each.
 
 Every protocol step is one Lua script (see scripts.py), and most of what a node spends on
 Redis is the client's own work per command (taking a connection, timers, packing, one round
 trip): measured here, ~75 us of CPU for one ``EVALSHA`` through redis-py, ~30 us each in a
-pipeline of four. Under load many sockets' handlers call scripts in the same turn of the
-loop, so the calls are gathered and, in the next turn, written at once on one connection of
-the pool and their replies read in order: a non-transactional pipeline, packed here rather
-than by redis-py's ``Pipeline`` (whose per-command bookkeeping, per-reply timers and health
-checks were ~0.8 ms of a handshake's 5.2 ms in bench/). Each script stays atomic by itself
-(Redis runs a script whole), and the scripts of one batch run in the order they were
-called; one socket's events are handled one after the other (``async_handlers=False``), so
-a socket never has two calls in flight.
+pipeline of four. So the calls made in one turn of the event loop go together in the next,
+and while a batch is on its way the calls made meanwhile gather for the one after it: under
+load, fewer and bigger batches. A batch is written at once on one connection of the pool
+and its replies read in order: a non-transactional pipeline, packed here rather than by
+redis-py's ``Pipeline`` (whose per-command bookkeeping, per-reply timers and health checks
+were ~0.8 ms of a lobby handshake's 5.2 ms in bench/). Each script stays atomic by itself
+(Redis runs a script whole), and the calls run in the order they were made; one socket's
+events are handled one after the other (``async_handlers=False``), so a socket never has
+two calls in flight. Plain commands (the bus's ``PUBLISH``) go in the same batches.
 
 A script Redis does not have (it restarted, or its script cache was flushed) is loaded and
 the calls that missed it are run again, in order. redis-py's public ``Connection`` does the
@@ -20,7 +21,6 @@ I/O and the parsing (hiredis): its ``send_packed_command`` and ``read_response``
 from __future__ import annotations
 
 import asyncio
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,40 +51,47 @@ class Batcher:
     def __init__(self, client: Redis) -> None:
         self.client = client
         self._queued: list[_Call] = []
-        self._sending: set[asyncio.Task[None]] = set()
+        #: what the sender sends now: failed with it if it is cancelled
+        self._in_flight: list[_Call] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def run(self, script: AsyncScript, args: tuple[Arg, ...]) -> Any:
         """The script's result; a Redis failure is raised as redis-py raised it."""
         return await self._queue(script, args)
 
     async def command(self, *args: Arg) -> Any:
-        """A plain command (``PUBLISH``, ...) in the same round trip as the scripts of its
-        turn: its reply as hiredis parsed it."""
+        """A plain command (``PUBLISH``, ...) in the same round trip as the scripts queued
+        with it: its reply as hiredis parsed it."""
         return await self._queue(None, args)
 
     def _queue(self, script: AsyncScript | None, args: tuple[Arg, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         call = _Call(script, args, loop.create_future())
-        if not self._queued:
-            loop.call_soon(self._flush)
         self._queued.append(call)
+        if self._sender is None:  # it starts in the next turn, with this turn's calls
+            self._sender = loop.create_task(self._send_queued())
+            self._sender.add_done_callback(self._sent)
         return call.done
 
-    def _flush(self) -> None:
-        queued, self._queued = self._queued, []
-        task = asyncio.get_running_loop().create_task(self._send_parts(queued))
-        self._sending.add(task)
-        task.add_done_callback(functools.partial(self._sent, queued))
+    async def _send_queued(self) -> None:
+        """Batch after batch until nothing waits: while one is on its way, the calls made
+        meanwhile gather for the next (under load, fewer and bigger batches)."""
+        while self._queued:
+            self._in_flight = self._queued[:MAX_BATCH]
+            del self._queued[:MAX_BATCH]
+            await self._send(self._in_flight)
+        self._in_flight = []
+        self._sender = None  # in the same step as the check: a call queued later starts one
 
-    async def _send_parts(self, calls: list[_Call]) -> None:
-        """One part after the other (in parallel, a later part could run first)."""
-        for start in range(0, len(calls), MAX_BATCH):
-            await self._send(calls[start : start + MAX_BATCH])
-
-    def _sent(self, calls: list[_Call], task: asyncio.Task[None]) -> None:
-        self._sending.discard(task)
-        if task.cancelled():  # even before it started: no caller is left waiting
-            _fail(calls, asyncio.CancelledError())
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            return
+        # cancelled (the node shuts down), even before it started: no caller is left waiting
+        if self._sender is task:
+            self._sender = None
+        calls = [*self._in_flight, *self._queued]
+        self._in_flight, self._queued = [], []
+        _fail(calls, asyncio.CancelledError())
 
     async def _send(self, calls: list[_Call]) -> None:
         try:
@@ -93,6 +100,10 @@ class Batcher:
             _fail(calls, e)
             if not isinstance(e, Exception):
                 raise
+            # Redis is down (redis-py retried already): what queued meanwhile fails now too
+            # rather than wait its turn to fail the same way, batch after batch
+            queued, self._queued = self._queued, []
+            _fail(queued, e)
             return
         for call, result in zip(calls, results, strict=True):
             if call.done.done():  # its caller gave up (cancelled)
