@@ -87,8 +87,8 @@ class Batcher:
         if not task.cancelled():
             return
         # cancelled (the node shuts down), even before it started: no caller is left waiting
-        if self._sender is task:
-            self._sender = None
+        # (it never reached its own ``self._sender = None``)
+        self._sender = None
         calls = [*self._in_flight, *self._queued]
         self._in_flight, self._queued = [], []
         _fail(calls, asyncio.CancelledError())
