@@ -1,11 +1,13 @@
 """`callbox serve --http` (behind a TLS proxy) runs on uvloop by default, and on asyncio's
 own loop when asked; with its own TLS on asyncio's loop (the send budget needs it, server/
-sio.py): a whole offer -> answer -> candidates round on each."""
+sio.py): a whole offer -> answer -> candidates round on each, and the garbage collector
+paced for many connections on each."""
 
 from __future__ import annotations
 
 import pytest
 
+from callbox.server.gcpace import YOUNG
 from tests.conftest import StartServer
 from tests.integration.sio_client import ANSWER, OFFER, Clients, cand
 
@@ -39,3 +41,5 @@ async def test_serve_runs_on_the_chosen_loop(
     assert server.stop() == 0
     line = next(x for x in server.log().splitlines() if "event loop:" in x)
     assert f"event loop: {loop}" in line, line
+    # and on every loop, the collector's pace for many connections (server/gcpace.py)
+    assert f"gc: young objects collected every {YOUNG} allocations" in server.log()

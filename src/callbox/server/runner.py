@@ -14,6 +14,7 @@ from aiohttp import web
 
 from callbox.config import ServerSettings
 from callbox.errors import ConfigError
+from callbox.server import gcpace
 from callbox.server.app import HUB_KEY, LIFECYCLE_KEY, create_app
 from callbox.server.listener import ConnectionBook, GuardedSite
 
@@ -94,6 +95,7 @@ async def serve(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     log.info("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
+    log.info("%s", gcpace.pace())
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     hub = app[HUB_KEY]
