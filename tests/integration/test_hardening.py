@@ -198,7 +198,9 @@ async def test_held_sessions_and_idle_sockets_count_against_their_address(
 async def test_tls_connections_that_never_send_a_request_are_closed(
     start_server: StartServer,
 ) -> None:
-    server = start_server("--max-connections-per-ip", "10", "--connect-timeout", "2")
+    # the deadline must outlast opening all 40 (TLS handshakes on a busy machine took over
+    # 2 s: the first ones were closed before the last came, and fewer were over the limit)
+    server = start_server("--max-connections-per-ip", "10", "--connect-timeout", "8")
     before = rss(server)
     opened: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     refused = 0
@@ -219,7 +221,7 @@ async def test_tls_connections_that_never_send_a_request_are_closed(
 
         async def gone(reader: asyncio.StreamReader) -> bool:
             try:
-                async with asyncio.timeout(15):
+                async with asyncio.timeout(30):
                     return await reader.read(1) == b""
             except (ConnectionError, OSError):
                 return True
@@ -231,7 +233,7 @@ async def test_tls_connections_that_never_send_a_request_are_closed(
             writer.close()
     report("TLS connections without a request", before, during, rss(server))
     # past 10 sessions + 16 other connections per address the server drops them at once;
-    # the others are closed at the deadline (2 s) for not sending a request
+    # the others are closed at the deadline (8 s) for not sending a request
     assert all(results)
     assert metric(server, DROPPED, 'why="tcp_per_ip"') + refused >= 40 - 26
     assert during - before < BUDGET
