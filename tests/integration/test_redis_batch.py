@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -41,10 +42,16 @@ class Counting(Batcher):
         return await super()._execute(calls)
 
 
-async def test_calls_of_one_turn_go_in_one_pipeline_in_order(redis_client: Redis, key: str) -> None:
-    batcher = Counting(redis_client)
+async def counting_with_push(redis_client: Redis) -> tuple[Counting, AsyncScript]:
+    """A counting batcher, and the PUSH script already in Redis (else a first batch misses
+    it and is sent again)."""
     push = redis_client.register_script(PUSH)
-    await redis_client.script_load(PUSH)  # else the first batch misses it and is sent again
+    await redis_client.script_load(PUSH)
+    return Counting(redis_client), push
+
+
+async def test_calls_of_one_turn_go_in_one_pipeline_in_order(redis_client: Redis, key: str) -> None:
+    batcher, push = await counting_with_push(redis_client)
     results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(40)))
     assert results == list(range(1, 41))  # each call's own result
     assert batcher.pipelines == [40]
@@ -54,9 +61,7 @@ async def test_calls_of_one_turn_go_in_one_pipeline_in_order(redis_client: Redis
 async def test_a_call_alone_is_sent_alone_and_later_turns_in_batches_of_their_own(
     redis_client: Redis, key: str
 ) -> None:
-    batcher = Counting(redis_client)
-    push = redis_client.register_script(PUSH)
-    await redis_client.script_load(PUSH)
+    batcher, push = await counting_with_push(redis_client)
     assert await batcher.run(push, (key, "a")) == 1
     assert batcher.pipelines == [1]  # a batch of one is one EVALSHA
     first = asyncio.gather(*(batcher.run(push, (key, f"b{i}")) for i in range(3)))
@@ -72,9 +77,7 @@ async def test_a_call_alone_is_sent_alone_and_later_turns_in_batches_of_their_ow
 async def test_plain_commands_go_in_the_same_round_trip_in_order(
     redis_client: Redis, key: str
 ) -> None:
-    batcher = Counting(redis_client)
-    push = redis_client.register_script(PUSH)
-    await redis_client.script_load(PUSH)
+    batcher, push = await counting_with_push(redis_client)
     results = await asyncio.gather(
         batcher.run(push, (key, "script")),
         batcher.command("RPUSH", key, b"bytes"),
@@ -99,9 +102,7 @@ async def test_an_error_reply_fails_only_its_own_call(redis_client: Redis) -> No
 async def test_scripts_redis_lost_are_loaded_again_and_run_in_order(
     redis_client: Redis, key: str
 ) -> None:
-    batcher = Counting(redis_client)
-    push = redis_client.register_script(PUSH)
-    await redis_client.script_load(PUSH)
+    batcher, push = await counting_with_push(redis_client)
     await batcher.run(push, (key, "before"))
     await redis_client.script_flush()  # what a restarted Redis has: no scripts
     assert await redis_client.script_exists(push.sha) == [False]
@@ -151,9 +152,7 @@ async def test_a_dead_connection_fails_every_call_of_its_batch(tmp_path: Any) ->
 
 
 async def test_a_huge_turn_is_sent_in_parts_still_in_order(redis_client: Redis, key: str) -> None:
-    batcher = Counting(redis_client)
-    push = redis_client.register_script(PUSH)
-    await redis_client.script_load(PUSH)
+    batcher, push = await counting_with_push(redis_client)
     count = MAX_BATCH + 44
     results = await asyncio.gather(*(batcher.run(push, (key, str(i))) for i in range(count)))
     assert results == list(range(1, count + 1))

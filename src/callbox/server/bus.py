@@ -51,7 +51,6 @@ class RedisBus:
         batcher: Batcher,
         subscriber: Redis | None = None,
     ) -> None:
-        self.client = client
         self.batcher = batcher
         #: the client the subscription runs on (default: ``client``)
         self.subscriber = subscriber or client

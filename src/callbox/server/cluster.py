@@ -44,8 +44,8 @@ class Cluster:
         url = settings.redis_url or ""
         client = Redis(connection_pool=_pool(url, socket_timeout=5))
         # the scripts' own pool, without redis-py's per-read timeout (an asyncio timer set up
-        # for every reply, ~0.6 ms of a handshake's CPU in bench/): their batches keep one
-        # deadline per round trip instead (batch.py)
+        # for every reply, ~0.6 ms of a handshake's CPU in bench/): each batch of them has
+        # one deadline instead (batch.py)
         scripts = Redis(connection_pool=_pool(url, socket_timeout=None))
         # a subscription that breaks must fail loudly: the bus then resubscribes and catches
         # every session up from its log. Retried in place, redis-py would resubscribe
