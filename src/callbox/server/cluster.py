@@ -68,7 +68,7 @@ class Cluster:
             batcher=self.mailbox.scripts.batcher, subscriber=self.subscriber,
         )  # fmt: skip
         hub.router.bus = self.bus
-        self.nodes = Nodes(self.client, prefix, hub, lifecycle.finish)
+        self.nodes = Nodes(self.client, self.mailbox.scripts, prefix, hub, lifecycle.finish)
 
     async def start(self) -> None:
         if self.bus is not None:

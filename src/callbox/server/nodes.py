@@ -1,11 +1,12 @@
 """Nodes on one Redis: heartbeats, the death of a node, and the loss of Redis's data.
 
 - Every node writes its heartbeat (``<prefix>nodes``, a sorted set of node -> last beat) every
-  ``HEARTBEAT`` seconds. A node whose last beat is older than ``DEAD_AFTER`` is dead: the
-  first live node to remove it from the set takes over its sessions (one node only, by the
-  atomic ZREM): a session that can resume is held for the grace period (its client will
-  reconnect to a live node), the others end at once (their peers get ``callEnded``, their
-  waiting offers leave every room). Dead within ``DEAD_AFTER`` + ``HEARTBEAT`` = 12 s.
+  ``HEARTBEAT`` seconds, by Redis's clock, in one round trip (the ``beat`` script). A node
+  whose last beat is older than ``DEAD_AFTER`` is dead: the beat that finds it removes it
+  from the set, atomically, and its node takes over the dead one's sessions (one node only):
+  a session that can resume is held for the grace period (its client will reconnect to a
+  live node), the others end at once (their peers get ``callEnded``, their waiting offers
+  leave every room). Dead within ``DEAD_AFTER`` + ``HEARTBEAT`` = 12 s.
 - A node that finds it was declared dead (it stalled longer than ``DEAD_AFTER``) closes its
   sockets: their sessions were handed over, its clients reconnect and resume.
 - ``<prefix>epoch`` is a random value set once; a node that finds it gone or changed knows
@@ -26,7 +27,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from callbox.server.lifecycle import Hub
-from callbox.signaling import SignalingError
+from callbox.signaling import SignalingError, StoreUnavailable
+from callbox.signaling.redis.scripts import Scripts
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +40,28 @@ class Nodes:
     def __init__(
         self,
         client: Redis,
+        scripts: Scripts,
         prefix: str,
         hub: Hub,
         end_session: Callable[[str], Awaitable[None]],
         *,
         heartbeat: float = HEARTBEAT,
         dead_after: float = DEAD_AFTER,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.scripts = scripts
         self.prefix = prefix
         self.hub = hub
         self._end_session = end_session
         self.heartbeat = heartbeat
         self.dead_after = dead_after
+        self._clock = clock
         self._epoch: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._last_beat: float | None = None
+        #: dead nodes this node claimed and has not yet taken over
+        self._claimed: list[str] = []
         #: Redis answered the last heartbeat (for /healthz)
         self.reachable = True
 
@@ -83,25 +92,25 @@ class Nodes:
             await asyncio.sleep(self.heartbeat)
             try:
                 await self._beat()
-                await self._bury_the_dead()
-            except (RedisError, OSError) as e:
+            except (StoreUnavailable, RedisError, OSError) as e:
                 if self.reachable:
                     log.warning("node=%s: Redis unreachable (%s)", self.hub.node, e)
                 self.reachable = False
+                self._last_beat = None  # the next beat is late for this reason, not a busy loop
             except Exception:
                 log.exception("node=%s: heartbeat failed", self.hub.node)
 
     async def _beat(self) -> None:
+        """One round trip (the ``beat`` script): our beat, the epoch, whether another node
+        declared us dead, and the dead nodes this beat claimed; then what follows from it."""
         node = self.hub.node
-        epoch = await self.client.get(f"{self.prefix}epoch")
-        if epoch is None:
-            await self.client.set(f"{self.prefix}epoch", secrets.token_hex(8), nx=True)
-            epoch = await self.client.get(f"{self.prefix}epoch")
-        text = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
-        lost = self._epoch is not None and text != self._epoch
-        self._epoch = text
-        declared_dead = await self.client.zscore(self._nodes, node) is None and self.reachable
-        await self.client.zadd(self._nodes, {node: time.time()})
+        started = self._clock()
+        result = await self.scripts.run("beat", node, repr(self.dead_after), secrets.token_hex(8))
+        self._late(started)
+        epoch, known, *dead = (x.decode() if isinstance(x, bytes) else x for x in result)
+        lost = self._epoch is not None and epoch != self._epoch
+        self._epoch = str(epoch)
+        declared_dead = not known and self.reachable
         self.reachable = True
         if lost:
             log.warning("node=%s: Redis lost its data: every call here ends", node)
@@ -109,6 +118,24 @@ class Nodes:
         elif declared_dead and self._task is not None:
             log.warning("node=%s: declared dead by another node: reconnecting every client", node)
             await self.hub.sio.reconnect_everyone(grace=1.0)
+        # claimed (out of the set) by this beat: ours to take over, until that is done
+        self._claimed.extend(str(other) for other in dead if other != node)
+        while self._claimed:
+            await self.take_over(self._claimed[0])  # a failure: again after the next beat
+            del self._claimed[0]
+
+    def _late(self, started: float) -> None:
+        """A warning when this node's beats come so far apart that others may take it for
+        dead: its event loop (or Redis) is too busy."""
+        now = self._clock()
+        if self._last_beat is not None and now - self._last_beat > self.dead_after / 2:
+            log.warning(
+                "node=%s: heartbeat %.1f s after the last one (its round trip %.1f s): the "
+                "event loop or Redis is overloaded; after %.0f s other nodes take this node "
+                "for dead",
+                self.hub.node, now - self._last_beat, now - started, self.dead_after,
+            )  # fmt: skip
+        self._last_beat = now
 
     async def _start_over(self) -> None:
         hub = self.hub
@@ -117,14 +144,6 @@ class Nodes:
                 payload = {"offerId": local.offer_id, "reason": "server-shutdown", "by": ""}
                 await hub.sio.emit("callEnded", payload, to=local.at.sid)
         await hub.sio.reconnect_everyone(grace=1.0)
-
-    async def _bury_the_dead(self) -> None:
-        cutoff = time.time() - self.dead_after
-        for raw in await self.client.zrangebyscore(self._nodes, "-inf", cutoff):
-            dead = raw.decode() if isinstance(raw, bytes) else str(raw)
-            if dead == self.hub.node or not await self.client.zrem(self._nodes, dead):
-                continue  # ourselves (stalled), or another node took it first
-            await self.take_over(dead)
 
     async def take_over(self, dead: str) -> None:
         """The sessions of a dead node: held for a resume, or ended."""

@@ -36,6 +36,7 @@ _NAMES = (
     "m_ack",
     "m_cached_ack",
     "m_release",
+    "beat",
 )
 
 
