@@ -1,6 +1,6 @@
 """callbox's python-socketio server: the one module that reaches into python-socketio's and
 python-engineio's internals (pinned below their next major versions), each reach explained.
-tests/unit/test_sio.py and the hardening tests pin down what is relied on.
+tests/integration/test_hardening*.py and test_fuzz.py pin down what is relied on.
 
 What it adds, and where python-socketio offers no public hook for it:
 
@@ -17,6 +17,8 @@ What it adds, and where python-socketio offers no public hook for it:
   buffer) would pass its budget is disconnected (``_send_packet`` for acks; the manager for
   events); :class:`CallboxManager` also emits to each recipient without a task per
   recipient (python-socketio's manager makes one), the packet encoded once per broadcast.
+- engine.io's sockets wait for what to send without a task and a timer per packet
+  (``eiosocket.py``, given its class here, at the connect event);
 - closing a socket at the transport level, without socket.io's DISCONNECT packet (after
   which socket.io clients never reconnect): for a graceful restart.
 """
@@ -39,6 +41,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from callbox.server.eiosocket import adopt
 from callbox.server.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -136,6 +139,7 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     # --- engine.io connections -------------------------------------------------------
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        adopt(self.eio.sockets.get(eio_sid))  # before anything waits on it (eiosocket.py)
         if not await self.guard.engine_connect(eio_sid, environ):
             return False
         loop = asyncio.get_running_loop()

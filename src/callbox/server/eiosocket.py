@@ -1,0 +1,182 @@
+"""engine.io's socket, with cheaper waits: one timer per socket for its deadlines, not a task,
+a future and a timer for every packet sent and every message received.
+
+python-engineio's ``AsyncSocket`` wraps each wait for a packet to send (``poll``) in
+``asyncio.wait_for(..., ping_interval + ping_timeout)``, and each wait for a websocket message
+in a new task and a ``wait_for``. On Python 3.11 ``wait_for`` is a task, a future and a
+timer of its own. ``bench/waits.py`` on uvloop, packets that come apart: 11.3 us a packet
+sent against 4.8 here, 11.3 us a message received against 4.5. In the lobby a handshake
+sends ~210 packets; with every pair in its own room ~40 packets and messages together.
+
+:class:`Socket` keeps both deadlines with one timer per socket (:meth:`Socket._watch`) that
+fires about once per deadline: each wait notes when it began, and the timer, when it fires,
+cancels a wait that has lasted the whole deadline, or comes back when the oldest wait would.
+A direct websocket (no long-polling first, as callbox's page and Python peers connect) gets
+:meth:`Socket._websocket_handler`'s loop: engine.io's own, each message read in the
+handler's task; an upgrade from long-polling keeps engine.io's handler, whose handshake is
+longer. What ``poll`` returns and raises, and how the loop ends, are python-engineio's
+(pinned below its next major version); tests/unit/test_eiosocket.py pins them down.
+
+Engine.io makes its sockets itself, with no hook for the class: :func:`adopt` gives one the
+class when callbox first sees it (its connect event, before anything waits on it). That, and
+the send methods read off engine.io's websocket wrapper (``_sock``: its ``send`` checks
+``inspect.iscoroutinefunction`` on every packet), are the reaches into engine.io here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+from engineio.async_socket import AsyncSocket
+
+T = TypeVar("T")
+
+
+class Socket(AsyncSocket):  # type: ignore[misc]
+    connected: bool  # engine.io's, set in its __init__
+    #: tasks waiting (to send, to receive), each with when it began (the loop's clock)
+    _waits: dict[asyncio.Task[Any], float] | None = None
+    _watchdog: asyncio.TimerHandle | None = None
+    #: tasks the watchdog cancelled (their deadline passed): a TimeoutError, not a cancel
+    _overdue: set[asyncio.Task[Any]] | None = None
+
+    async def poll(self) -> list[Any]:
+        """The packets to send, at least one; ``[]`` once the socket is closed (``None``
+        queued); :class:`engineio.exceptions.QueueEmpty` when none came within the deadline
+        (or the wait was cancelled): all as python-engineio's own ``poll``."""
+        queue = self.queue
+        try:
+            first = queue.get_nowait() if not queue.empty() else await self._timed(queue.get())
+        except (TimeoutError, asyncio.CancelledError):
+            raise eio_exceptions.QueueEmpty() from None
+        queue.task_done()
+        if first is None:
+            return []
+        packets = [first]
+        while not queue.empty():
+            pkt = queue.get_nowait()
+            queue.task_done()
+            if pkt is None:  # left for the next poll, which ends the writer
+                queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
+
+    async def close(self, *args: Any, **kwargs: Any) -> None:
+        await super().close(*args, **kwargs)
+        if not self._waits:  # else the watchdog goes on until they end
+            self._stop_watching()
+
+    async def _websocket_handler(self, ws: Any) -> None:
+        if self.connected:  # an upgrade from long-polling: engine.io's handshake and loop
+            await super()._websocket_handler(ws)
+            return
+        self.connected = self.upgraded = True
+        writer = asyncio.ensure_future(self._write(ws))
+        await self._read(ws)
+        await self.queue.put(None)  # the writer ends
+        await writer
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _read(self, ws: Any) -> None:
+        """Every message to :meth:`receive`, in order, until the websocket closes, a message
+        is too large, or none came within the deadline (then the socket ends)."""
+        limit = self.server.max_http_buffer_size
+        while True:
+            try:
+                data = await self._timed(ws.wait())
+            except (Exception, asyncio.CancelledError):  # closed, the deadline, cancelled
+                return
+            if data is None or (data and len(data) > limit):
+                return
+            try:
+                await self.receive(eio_packet.Packet(encoded_packet=data))
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                return
+            except Exception:  # engine.io logs it and goes on
+                self.server.logger.exception("Unknown receive error")
+
+    async def _write(self, ws: Any) -> None:
+        send_text, send_bytes = ws._sock.send_str, ws._sock.send_bytes
+        while True:
+            try:
+                packets = await self.poll()
+            except eio_exceptions.QueueEmpty:
+                break
+            if not packets:  # closed
+                break
+            try:
+                for pkt in packets:
+                    encoded = pkt.encode()
+                    await (send_bytes if isinstance(encoded, bytes) else send_text)(encoded)
+            except (Exception, asyncio.CancelledError):
+                break
+        await ws.close()
+
+    # --- the deadlines ---------------------------------------------------------------------
+
+    def _deadline(self) -> float:
+        return float(self.server.ping_interval + self.server.ping_timeout)
+
+    async def _timed(self, awaitable: Awaitable[T]) -> T:
+        """``awaitable``'s result; :class:`TimeoutError` when it takes the whole deadline."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        if self._waits is None:
+            self._waits, self._overdue = {}, set()
+        self._waits[task] = loop.time()
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(loop.time() + self._deadline(), self._watch)
+        overdue = self._overdue
+        assert overdue is not None
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if task not in overdue:
+                raise
+            raise TimeoutError("nothing within engine.io's deadline") from None
+        finally:
+            self._waits.pop(task, None)
+            if task in overdue:  # the watchdog's cancel is spent here, not left on the task
+                overdue.discard(task)
+                task.uncancel()
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        if not self._waits and self._done():
+            return  # nothing waits, and nothing will: the socket has gone
+        if self._waits is None or self._overdue is None:
+            return
+        loop = asyncio.get_running_loop()
+        now, deadline = loop.time(), self._deadline()
+        for task, since in list(self._waits.items()):
+            if now - since >= deadline and task not in self._overdue:
+                self._overdue.add(task)
+                task.cancel()
+        waiting = [since for task, since in self._waits.items() if task not in self._overdue]
+        # back when the oldest wait would be overdue; none (busy): a deadline from now
+        when = min(waiting) + deadline if waiting else now + deadline
+        self._watchdog = loop.call_at(when, self._watch)
+
+    def _done(self) -> bool:
+        """Closed, or engine.io has forgotten it."""
+        return bool(self.closed) or self.server.sockets.get(self.sid) is not self
+
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+
+def adopt(sock: Any) -> None:
+    """Give an engine.io socket :class:`Socket`'s waits (it has no state of its own until it
+    first waits)."""
+    if type(sock) is AsyncSocket:
+        sock.__class__ = Socket

@@ -1,0 +1,149 @@
+"""engine.io's websocket loop as server/eiosocket.py runs it, over a real websocket on
+loopback (an aiohttp server with python-engineio, an aiohttp client speaking engine.io v4):
+messages both ways in order, pings answered keep a socket open past its deadlines, a silent
+client is dropped, a client's close ends the socket, an upgrade from long-polling works."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import engineio
+import pytest
+from aiohttp import web
+
+from callbox.server.eiosocket import Socket, adopt
+
+
+@dataclass
+class Engine:
+    eio: engineio.AsyncServer
+    url: str
+    received: asyncio.Queue[tuple[str, str]] = field(default_factory=asyncio.Queue)
+    gone: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+
+async def start(ping_interval: float, ping_timeout: float) -> tuple[Engine, web.AppRunner]:
+    eio = engineio.AsyncServer(
+        async_mode="aiohttp", ping_interval=ping_interval, ping_timeout=ping_timeout
+    )
+    app = web.Application()
+    eio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    engine = Engine(eio, f"http://{host}:{port}/engine.io/?EIO=4")
+
+    async def connect(sid: str, environ: dict[str, Any]) -> None:
+        adopt(eio.sockets[sid])
+
+    async def message(sid: str, data: str) -> None:
+        await engine.received.put((sid, data))
+
+    async def disconnect(sid: str, reason: Any) -> None:
+        await engine.gone.put(sid)
+
+    eio.on("connect", connect)
+    eio.on("message", message)
+    eio.on("disconnect", disconnect)
+    return engine, runner
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[Engine]:
+    engine, runner = await start(ping_interval=0.4, ping_timeout=1.6)
+    yield engine
+    await runner.cleanup()
+
+
+async def open_websocket(
+    session: aiohttp.ClientSession, engine: Engine
+) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    ws = await session.ws_connect(engine.url + "&transport=websocket")
+    opened = await ws.receive_str()
+    assert opened.startswith("0")
+    return ws, json.loads(opened[1:])["sid"]
+
+
+async def messages(ws: aiohttp.ClientWebSocketResponse, count: int, *, pong: bool) -> list[str]:
+    """The next ``count`` engine.io messages; pings answered when ``pong``."""
+    got: list[str] = []
+    while len(got) < count:
+        text = await asyncio.wait_for(ws.receive_str(), 10)
+        if text == "2":
+            if pong:
+                await ws.send_str("3")
+        elif text.startswith("4"):
+            got.append(text[1:])
+    return got
+
+
+async def test_messages_go_both_ways_in_order(engine: Engine) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws, sid = await open_websocket(session, engine)
+        assert type(engine.eio.sockets[sid]) is Socket
+        for n in range(200):
+            await ws.send_str(f"4up{n}")
+        got = [await asyncio.wait_for(engine.received.get(), 10) for _ in range(200)]
+        assert got == [(sid, f"up{n}") for n in range(200)]
+        for n in range(200):
+            await engine.eio.send(sid, f"down{n}")
+        assert await messages(ws, 200, pong=True) == [f"down{n}" for n in range(200)]
+        await ws.close()
+    assert await asyncio.wait_for(engine.gone.get(), 10) == sid  # the client's close ends it
+
+
+async def test_pings_answered_keep_a_socket_open_past_its_deadlines(engine: Engine) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws, sid = await open_websocket(session, engine)
+        deadline = engine.eio.ping_interval + engine.eio.ping_timeout
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 2.2 * deadline  # pings and pongs only, both ways
+        while loop.time() < until:
+            try:
+                text = await asyncio.wait_for(ws.receive_str(), until - loop.time())
+            except TimeoutError:
+                break
+            assert text == "2"
+            await ws.send_str("3")
+        assert sid in engine.eio.sockets and engine.gone.empty()
+        await engine.eio.send(sid, "still here")
+        assert await messages(ws, 1, pong=True) == ["still here"]
+        await ws.send_str("4and me")
+        assert await asyncio.wait_for(engine.received.get(), 10) == (sid, "and me")
+
+
+async def test_a_silent_client_is_dropped(engine: Engine) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws, sid = await open_websocket(session, engine)
+        assert await asyncio.wait_for(engine.gone.get(), 30) == sid  # it never answers pings
+        while (await asyncio.wait_for(ws.receive(), 30)).type not in (
+            aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING
+        ):  # fmt: skip
+            pass
+    sock = engine.eio.sockets.get(sid)
+    assert sock is None or sock.closed
+
+
+async def test_an_upgrade_from_long_polling_keeps_engineio_handshake(engine: Engine) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(engine.url + "&transport=polling") as response:
+            opened = await response.text()
+        sid = json.loads(opened[1:])["sid"]
+        assert type(engine.eio.sockets[sid]) is Socket
+        ws = await session.ws_connect(engine.url + f"&transport=websocket&sid={sid}")
+        await ws.send_str("2probe")
+        assert await ws.receive_str() == "3probe"
+        await ws.send_str("5")  # upgrade
+        await ws.send_str("4over the websocket")
+        assert await asyncio.wait_for(engine.received.get(), 10) == (sid, "over the websocket")
+        await engine.eio.send(sid, "back")
+        assert await messages(ws, 1, pong=True) == ["back"]
+        await ws.close()
+    assert await asyncio.wait_for(engine.gone.get(), 10) == sid
