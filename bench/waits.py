@@ -75,9 +75,11 @@ def _receiver(ours: bool, packets: int) -> Callable[[Any, list[int]], Awaitable[
         async def wait() -> Any:  # engine.io's websocket_wait(): the next message
             return await queue.get()
 
+        task = asyncio.current_task()
+        assert task is not None
         for _ in range(packets):
             if ours:
-                await sock._timed(wait())
+                await sock._timed(wait(), task)
             else:  # python-engineio 4's reader loop, per message
                 await asyncio.wait_for(asyncio.ensure_future(wait()), deadline)
             done[0] += 1

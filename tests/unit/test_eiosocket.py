@@ -6,6 +6,7 @@ early)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import engineio
@@ -151,3 +152,17 @@ async def test_the_server_gives_each_socket_the_class_at_its_connect() -> None:
     assert type(sock) is Socket
     adopt(sock)  # once only
     assert type(sock) is Socket
+
+
+async def test_send_queues_refuses_when_closed_and_closes_when_a_ping_went_unanswered() -> None:
+    sock = make_socket()
+    await sock.send(message("a"))
+    assert [p.data for p in await sock.poll()] == ["a"]
+    sock.last_ping = time.time()  # a ping out, not yet overdue: still sent
+    await sock.send(message("b"))
+    assert [p.data for p in await sock.poll()] == ["b"]
+    sock.last_ping = time.time() - 10  # its pong is overdue: the client is gone
+    await sock.send(message("c"))
+    assert sock.closed and sock.queue.empty()  # not sent (nor is CLOSE, as in engine.io)
+    with pytest.raises(eio_exceptions.SocketIsClosedError):
+        await sock.send(message("d"))

@@ -43,14 +43,24 @@ class Socket(AsyncSocket):  # type: ignore[misc]
     _watchdog: asyncio.TimerHandle | None = None
     #: tasks the watchdog cancelled (their deadline passed): a TimeoutError, not a cancel
     _overdue: set[asyncio.Task[Any]] | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     async def poll(self) -> list[Any]:
         """The packets to send, at least one; ``[]`` once the socket is closed (``None``
         queued); :class:`engineio.exceptions.QueueEmpty` when none came within the deadline
         (or the wait was cancelled): all as python-engineio's own ``poll``."""
+        task = asyncio.current_task()
+        assert task is not None
+        return await self._poll(task)
+
+    async def _poll(self, task: asyncio.Task[Any]) -> list[Any]:
+        """:meth:`poll` in ``task`` (asyncio's ``current_task`` costs a ``getpid`` call on
+        Python 3.11: the writer names its task once)."""
         queue = self.queue
         try:
-            first = queue.get_nowait() if not queue.empty() else await self._timed(queue.get())
+            first = (
+                queue.get_nowait() if not queue.empty() else await self._timed(queue.get(), task)
+            )
         except (TimeoutError, asyncio.CancelledError):
             raise eio_exceptions.QueueEmpty() from None
         queue.task_done()
@@ -66,6 +76,15 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             packets.append(pkt)
         return packets
 
+    async def send(self, pkt: Any) -> None:
+        """Queue a packet, as engine.io's ``send``: its ping-timeout check awaited only when
+        a ping is out (a coroutine less per packet)."""
+        if self.closed:
+            raise eio_exceptions.SocketIsClosedError()
+        if self.last_ping and not await self.check_ping_timeout():
+            return
+        self.queue.put_nowait(pkt)  # engine.io's queue is unbounded: put never waits
+
     async def close(self, *args: Any, **kwargs: Any) -> None:
         await super().close(*args, **kwargs)
         if not self._waits:  # else the watchdog goes on until they end
@@ -77,18 +96,20 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             return
         self.connected = self.upgraded = True
         writer = asyncio.ensure_future(self._write(ws))
-        await self._read(ws)
+        reader = asyncio.current_task()
+        assert reader is not None
+        await self._read(ws, reader)
         await self.queue.put(None)  # the writer ends
         await writer
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
-    async def _read(self, ws: Any) -> None:
+    async def _read(self, ws: Any, task: asyncio.Task[Any]) -> None:
         """Every message to :meth:`receive`, in order, until the websocket closes, a message
         is too large, or none came within the deadline (then the socket ends)."""
         limit = self.server.max_http_buffer_size
         while True:
             try:
-                data = await self._timed(ws.wait())
+                data = await self._timed(ws.wait(), task)
             except (Exception, asyncio.CancelledError):  # closed, the deadline, cancelled
                 return
             if data is None or (data and len(data) > limit):
@@ -104,9 +125,11 @@ class Socket(AsyncSocket):  # type: ignore[misc]
 
     async def _write(self, ws: Any) -> None:
         send_text, send_bytes = ws._sock.send_str, ws._sock.send_bytes
+        task = asyncio.current_task()
+        assert task is not None
         while True:
             try:
-                packets = await self.poll()
+                packets = await self._poll(task)
             except eio_exceptions.QueueEmpty:
                 break
             if not packets:  # closed
@@ -124,16 +147,16 @@ class Socket(AsyncSocket):  # type: ignore[misc]
     def _deadline(self) -> float:
         return float(self.server.ping_interval + self.server.ping_timeout)
 
-    async def _timed(self, awaitable: Awaitable[T]) -> T:
-        """``awaitable``'s result; :class:`TimeoutError` when it takes the whole deadline."""
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        if self._waits is None:
+    async def _timed(self, awaitable: Awaitable[T], task: asyncio.Task[Any]) -> T:
+        """``awaitable``'s result in ``task`` (the one awaiting it); :class:`TimeoutError`
+        when it takes the whole deadline."""
+        loop = self._loop
+        if loop is None or self._waits is None:
+            self._loop = loop = asyncio.get_running_loop()
             self._waits, self._overdue = {}, set()
-        self._waits[task] = loop.time()
+        self._waits[task] = now = loop.time()
         if self._watchdog is None:
-            self._watchdog = loop.call_at(loop.time() + self._deadline(), self._watch)
+            self._watchdog = loop.call_at(now + self._deadline(), self._watch)
         overdue = self._overdue
         assert overdue is not None
         try:
@@ -154,7 +177,8 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             return  # nothing waits, and nothing will: the socket has gone
         if self._waits is None or self._overdue is None:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         now, deadline = loop.time(), self._deadline()
         for task, since in list(self._waits.items()):
             if now - since >= deadline and task not in self._overdue:
