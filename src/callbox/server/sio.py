@@ -40,6 +40,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from callbox.server.ledger import Ledger
+from callbox.server.outqueue import OutQueue
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,20 @@ class Budget:
 
 class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     """Remembers, per engine.io session, the aiohttp request of its websocket (an upgrade
-    comes on a new HTTP connection, whose transport the send budget must read)."""
+    comes on a new HTTP connection, whose transport the send budget must read). Each
+    socket's queue is an :class:`~callbox.server.outqueue.OutQueue`: lighter for idle
+    connections."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.websocket_requests: dict[str, Any] = {}
         #: called with a socket's sid when its websocket (an upgrade) arrives
         self.upgraded: Callable[[str], None] = lambda sid: None
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> OutQueue:
+        if args or kwargs:  # engine.io makes its sockets' queues without arguments
+            raise TypeError(f"OutQueue takes no arguments, got {args!r} {kwargs!r}")
+        return OutQueue()
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         request = args[0] if args else None
@@ -243,11 +251,10 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         if pipe is None:
             return 0
         queued = 0
-        if pipe.sock.queue.qsize():
-            # asyncio.Queue keeps its items in ``_queue`` (a deque); there is no public view
-            for item in tuple(pipe.sock.queue._queue):
-                data = getattr(item, "data", None)
-                queued += len(data) if isinstance(data, str | bytes) else 16
+        queue: OutQueue = pipe.sock.queue
+        for item in queue.pending():
+            data = getattr(item, "data", None)
+            queued += len(data) if isinstance(data, str | bytes) else 16
         return int(queued + pipe.unsent(kernel=kernel))
 
     def within_budget(self, eio_sid: str, size: int) -> bool:
