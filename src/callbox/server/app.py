@@ -85,6 +85,7 @@ def create_app(
     guard = _GuardProxy()
     sio = _socket_server(settings, metrics, guard)
     sio.attach(app)
+    metrics.watch_pings(lambda: sio.eio.pings.waiting)
     router = Router(sio, mailbox, node_id, sessions)
     hub = Hub(settings, sio, switchboard, mailbox, router, sessions, metrics, node_id, shared)
     guard.lifecycle = lifecycle = Lifecycle(hub)

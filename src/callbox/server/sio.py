@@ -41,6 +41,7 @@ from socketio import packet as sio_packet
 
 from callbox.server.ledger import Ledger
 from callbox.server.outqueue import OutQueue
+from callbox.server.pings import Pings
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +84,25 @@ class Budget:
 class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     """Remembers, per engine.io session, the aiohttp request of its websocket (an upgrade
     comes on a new HTTP connection, whose transport the send budget must read). Each
-    socket's queue is an :class:`~callbox.server.outqueue.OutQueue`: lighter for idle
-    connections."""
+    socket's queue is an :class:`~callbox.server.outqueue.OutQueue` and its ping timer a
+    timer (:class:`~callbox.server.pings.Pings`): lighter for idle connections."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.websocket_requests: dict[str, Any] = {}
         #: called with a socket's sid when its websocket (an upgrade) arrives
         self.upgraded: Callable[[str], None] = lambda sid: None
+        self.pings = Pings()
 
     def create_queue(self, *args: Any, **kwargs: Any) -> OutQueue:
         if args or kwargs:  # engine.io makes its sockets' queues without arguments
             raise TypeError(f"OutQueue takes no arguments, got {args!r} {kwargs!r}")
         return OutQueue()
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs and self.pings.start(target):
+            return None
+        return super().start_background_task(target, *args, **kwargs)
 
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
         request = args[0] if args else None
