@@ -2,11 +2,13 @@
 
 Pings from timers (server/pings.py), with short intervals: they come at the interval, each
 after the client's pong, no task sleeps per socket, and a client that stops answering is
-dropped."""
+dropped. And an upgrade from long-polling: its websocket's request is remembered (the send
+budget reads that connection's transport from then on)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -97,3 +99,26 @@ async def test_other_background_tasks_still_run_as_tasks() -> None:
     assert isinstance(task, asyncio.Task)
     await task
     assert ran == [7] and server.pings.waiting == 0
+
+
+async def test_an_upgrade_remembers_its_websocket_and_says_so(
+    engine: tuple[_EngineServer, str],
+) -> None:
+    server, url = engine
+    upgraded: list[str] = []
+    server.upgraded = upgraded.append
+    polling = url.replace("transport=websocket", "transport=polling")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(polling) as opened:
+            body = await opened.text()
+        sid = json.loads(body[body.index("{") :])["sid"]
+        assert server.websocket_requests == {} and upgraded == []
+        async with http.ws_connect(_ws(url) + f"&sid={sid}") as ws:
+            await ws.send_str("2probe")
+            assert (await ws.receive(timeout=5)).data == "3probe"
+            await ws.send_str("5")
+            await asyncio.sleep(0.05)
+            assert upgraded == [sid]
+            request = server.websocket_requests[sid]
+            assert "transport=websocket" in request.query_string
+            assert server.sockets[sid].upgraded

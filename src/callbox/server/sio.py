@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import engineio
 import socketio
+from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
@@ -104,15 +105,23 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
             return None
         return super().start_background_task(target, *args, **kwargs)
 
-    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        request = args[0] if args else None
-        query = getattr(request, "query_string", "") or ""
-        if "transport=websocket" in query and "sid=" in query:
-            sid = urllib.parse.parse_qs(query).get("sid", [""])[0]
-            if sid in self.sockets:
-                self.websocket_requests[sid] = request
-                self.upgraded(sid)
-        return await super().handle_request(*args, **kwargs)
+    def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
+        super().attach(app, engineio_path)
+        # a signal, not a wrapper around handle_request: a wrapper's frame would live as long
+        # as each websocket does (~0.5 KB per idle connection)
+        app.on_response_prepare.append(self._websocket_prepared)
+
+    async def _websocket_prepared(self, request: Any, response: Any) -> None:
+        """An upgrade's websocket is about to answer 101: its socket's transport changes."""
+        if not isinstance(response, WebSocketResponse):
+            return
+        query = request.query_string or ""
+        if "sid=" not in query:  # a new engine.io session, straight on a websocket
+            return
+        sid = urllib.parse.parse_qs(query).get("sid", [""])[0]
+        if sid in self.sockets:
+            self.websocket_requests[sid] = request
+            self.upgraded(sid)
 
 
 class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
