@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
 from callbox.server.sio import _EngineServer
@@ -122,3 +123,22 @@ async def test_an_upgrade_remembers_its_websocket_and_says_so(
             request = server.websocket_requests[sid]
             assert "transport=websocket" in request.query_string
             assert server.sockets[sid].upgraded
+
+
+async def test_sockets_waiting_together_are_each_pinged_once_and_closed_ones_skipped() -> None:
+    server = _EngineServer(async_mode="aiohttp", ping_interval=INTERVAL)
+    socks = [AsyncSocket(server, f"s{n}") for n in range(4)]
+    socks[1].closed = True  # closed or closing while it waits: no ping
+    for n, sock in enumerate(socks):
+        assert server.pings.start(sock._send_ping)
+        assert sock.queue.qsize() == 0  # never before its interval
+        if n == 2:
+            sock.closing = True
+        await asyncio.sleep(INTERVAL / 8)
+    for _ in range(100):
+        if server.pings.waiting == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert server.pings.waiting == 0
+    pinged = [[p.packet_type for p in sock.queue.pending()] for sock in socks]
+    assert pinged == [[eio_packet.PING], [], [], [eio_packet.PING]]
