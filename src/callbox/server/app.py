@@ -63,7 +63,8 @@ def create_app(
     ``clock`` is the switchboard's (offer ages), injectable for tests; ``ca_path`` the local
     CA's certificate served at ``/ca.pem`` (None: the server does not use one). A ``store``
     and ``mailbox`` shared with other nodes make this node one of many."""
-    app = web.Application(middlewares=[security_headers])
+    app = web.Application()
+    app.on_response_prepare.append(security_headers)
     names.prepare()
     metrics = Metrics(debug=settings.debug_metrics)
     node_id = node or settings.node_id or secrets.token_hex(6)
@@ -85,6 +86,7 @@ def create_app(
     guard = _GuardProxy()
     sio = _socket_server(settings, metrics, guard)
     sio.attach(app)
+    metrics.watch_pings(lambda: sio.eio.pings.waiting)
     router = Router(sio, mailbox, node_id, sessions)
     hub = Hub(settings, sio, switchboard, mailbox, router, sessions, metrics, node_id, shared)
     guard.lifecycle = lifecycle = Lifecycle(hub)

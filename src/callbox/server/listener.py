@@ -58,6 +58,8 @@ class _Guarded(asyncio.Protocol):
     """Counts the connection against its address, then hands everything to aiohttp's
     protocol; a connection over the address's limit is dropped before aiohttp sees it."""
 
+    __slots__ = ("_inner", "_book", "_key")  # one per open connection
+
     def __init__(self, inner: asyncio.Protocol, book: ConnectionBook) -> None:
         self._inner = inner
         self._book = book

@@ -86,14 +86,15 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         )
-        tasks = Gauge(
+        tasks = self._tasks = Gauge(
             "callbox_asyncio_tasks",
-            "asyncio tasks alive in the server (kind=ping: engine.io's per-socket ping timers)",
+            "asyncio tasks alive in the server (kind=ping: engine.io's per-socket ping timers, "
+            "timers of the loop rather than tasks: server/pings.py)",
             ["kind"],
             registry=registry,
         )
         tasks.labels(kind="other").set_function(lambda: _task_count(ping_timers=False))
-        tasks.labels(kind="ping").set_function(lambda: _task_count(ping_timers=True))
+        self.watch_pings(lambda: 0)
         if debug:
             objects = Gauge(
                 "callbox_python_objects",
@@ -132,6 +133,12 @@ class Metrics:
 
     def limit(self, name: str) -> None:
         self.limits.labels(limit=name).inc()
+
+    def watch_pings(self, timers: Callable[[], int]) -> None:
+        """Report engine.io's ping timers: ``timers()`` of them, plus any ping task."""
+        self._tasks.labels(kind="ping").set_function(
+            lambda: timers() + _task_count(ping_timers=True)
+        )
 
     def watch_tables(self, counts: Callable[[], dict[str, int]]) -> None:
         """Report in-memory table sizes at each scrape."""

@@ -38,11 +38,14 @@ from typing import Any, Protocol
 
 import engineio
 import socketio
+from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from callbox.server.eiosocket import adopt
 from callbox.server.ledger import Ledger
+from callbox.server.outqueue import OutQueue
+from callbox.server.pings import Pings
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +87,44 @@ class Budget:
 
 class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
     """Remembers, per engine.io session, the aiohttp request of its websocket (an upgrade
-    comes on a new HTTP connection, whose transport the send budget must read)."""
+    comes on a new HTTP connection, whose transport the send budget must read). Each
+    socket's queue is an :class:`~callbox.server.outqueue.OutQueue` and its ping timer a
+    timer (:class:`~callbox.server.pings.Pings`): lighter for idle connections."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.websocket_requests: dict[str, Any] = {}
         #: called with a socket's sid when its websocket (an upgrade) arrives
         self.upgraded: Callable[[str], None] = lambda sid: None
+        self.pings = Pings()
 
-    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        request = args[0] if args else None
-        query = getattr(request, "query_string", "") or ""
-        if "transport=websocket" in query and "sid=" in query:
-            sid = urllib.parse.parse_qs(query).get("sid", [""])[0]
-            if sid in self.sockets:
-                self.websocket_requests[sid] = request
-                self.upgraded(sid)
-        return await super().handle_request(*args, **kwargs)
+    def create_queue(self, *args: Any, **kwargs: Any) -> OutQueue:
+        if args or kwargs:  # engine.io makes its sockets' queues without arguments
+            raise TypeError(f"OutQueue takes no arguments, got {args!r} {kwargs!r}")
+        return OutQueue()
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs and self.pings.start(target):
+            return None
+        return super().start_background_task(target, *args, **kwargs)
+
+    def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
+        super().attach(app, engineio_path)
+        # a signal, not a wrapper around handle_request: a wrapper's frame would live as long
+        # as each websocket does (~0.5 KB per idle connection)
+        app.on_response_prepare.append(self._websocket_prepared)
+
+    async def _websocket_prepared(self, request: Any, response: Any) -> None:
+        """An upgrade's websocket is about to answer 101: its socket's transport changes."""
+        if not isinstance(response, WebSocketResponse):
+            return
+        query = request.query_string or ""
+        if "sid=" not in query:  # a new engine.io session, straight on a websocket
+            return
+        sid = urllib.parse.parse_qs(query).get("sid", [""])[0]
+        if sid in self.sockets:
+            self.websocket_requests[sid] = request
+            self.upgraded(sid)
 
 
 class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -247,11 +271,10 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         if pipe is None:
             return 0
         queued = 0
-        if pipe.sock.queue.qsize():
-            # asyncio.Queue keeps its items in ``_queue`` (a deque); there is no public view
-            for item in tuple(pipe.sock.queue._queue):
-                data = getattr(item, "data", None)
-                queued += len(data) if isinstance(data, str | bytes) else 16
+        queue: OutQueue = pipe.sock.queue
+        for item in queue.pending():
+            data = getattr(item, "data", None)
+            queued += len(data) if isinstance(data, str | bytes) else 16
         return int(queued + pipe.unsent(kernel=kernel))
 
     def within_budget(self, eio_sid: str, size: int) -> bool:

@@ -197,7 +197,8 @@ class _Box:
     room: str = ""
     token: str | None = None
     seq: int = 0
-    log: deque[Letter] = field(default_factory=deque)
+    #: made at the first letter: most sessions never get one (an empty deque is ~760 bytes)
+    log: deque[Letter] | None = None
     log_bytes: int = 0
     #: the first number posted after the drop was noticed
     away_from: int = 1
@@ -237,18 +238,19 @@ class MemoryMailbox:
         if box is None:
             return None
         box.seq += 1
-        box.log.append(Letter(box.seq, event, payload, size))
+        if box.log is None:
+            box.log = deque()
+        log = box.log
+        log.append(Letter(box.seq, event, payload, size))
         box.log_bytes += size
         limits = self.limits
-        while len(box.log) > limits.log_entries or (
-            box.log_bytes > limits.log_bytes and len(box.log) > 1
-        ):
-            box.log_bytes -= box.log.popleft().size
+        while len(log) > limits.log_entries or (box.log_bytes > limits.log_bytes and len(log) > 1):
+            box.log_bytes -= log.popleft().size
         return Posted(box.seq, box.at, box.resumable)
 
     async def read(self, session_id: str, after: int) -> list[Letter]:
         box = self._boxes.get(session_id)
-        return [] if box is None else [n for n in box.log if n.seq > after]
+        return [] if box is None or box.log is None else [n for n in box.log if n.seq > after]
 
     async def detach(
         self, session_id: str, at: At, *, hold_until: float | None, rate: RateState | None
@@ -289,7 +291,7 @@ class MemoryMailbox:
         if replaced is not None:  # still attached: the old socket died unnoticed
             box.away_from = box.seq + 1
         first = box.away_from if last_seq is None else min(last_seq, box.seq) + 1
-        letters = [n for n in box.log if n.seq >= first]
+        letters = [n for n in box.log or () if n.seq >= first]
         lost = first <= box.seq and (not letters or letters[0].seq > first)
         self._unhold(session_id, box)
         box.at = at
@@ -375,7 +377,7 @@ class MemoryMailbox:
             "mailboxes": len(self._boxes),
             "tokens": len(self._tokens),
             "held": len(self._holds),
-            "letters": sum(len(b.log) for b in self._boxes.values()),
+            "letters": sum(len(b.log or ()) for b in self._boxes.values()),
         }
 
     def _issue(self, session_id: str, box: _Box) -> str:
