@@ -7,9 +7,11 @@ their durations.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from playwright.sync_api import WebSocket, expect
 
 from .browser import PersonFactory, answer_button, assert_connected, load, place_call
 
@@ -69,6 +71,72 @@ TimelineEvents = list[tuple[float, str]]
 
 def timeline(page: Any) -> TimelineEvents:
     return [(t, what) for t, what in page.evaluate("() => window.__e2eTimeline")]
+
+
+def first(events: TimelineEvents, what: str) -> float:
+    return next(t for t, w in events if w == what)
+
+
+def candidate_key(candidate: str) -> str:
+    return " ".join(candidate.split()[:6])
+
+
+def test_prepared_answer_sends_first_and_shows_after(
+    people: PersonFactory, callbox_server: Any, room: str
+) -> None:
+    """Camera already allowed: the offer is set and the answer made before the click; after
+    it, the answer is set and sent before anything is rendered, the local video starts once
+    connected, and no candidate is added twice (the offer carried them)."""
+    a = people("tl-caller", open_page=False)
+    b = people("tl-callee", open_page=False)
+    sent: list[str] = []
+
+    def on_websocket(ws: WebSocket) -> None:
+        ws.on("framesent", lambda payload: sent.append(str(payload)))
+
+    a.page.on("websocket", on_websocket)
+    for who in (a, b):
+        who.context.add_init_script(TIMELINE)
+        load(who, callbox_server, room)
+    place_call(a)
+    # prepared while it rings: the offer set, the answer made, the camera open
+    b.page.wait_for_function(
+        "() => window.__e2eTimeline.some(([, what]) => what === 'createAnswer:')"
+    )
+    answer_button(b, "tl-caller").click()
+    for who in (a, b):
+        assert_connected(who)
+    expect(b.page.locator("#local-video")).to_have_js_property("paused", False)
+
+    events = timeline(b.page)
+    click = first(events, "click")
+    before = [w for t, w in events if t < click]
+    after = [w for t, w in events if t >= click]
+    assert "setRemoteDescription:offer" in before and "getUserMedia" in before, before
+    assert "srcObject:local-video" not in before, before
+    webrtc = [w for w in after if w.split(":")[0] in ("setRemoteDescription", "createAnswer")]
+    assert webrtc == [], after  # nothing left to do for the offer after the click
+    assert after[1] == "setLocalDescription:answer", after  # the first thing after the click
+    assert "getUserMedia" not in after, after
+    answer_sent, connected = b.page.evaluate(
+        "() => ['answer-sent', 'connected']"
+        ".map((m) => performance.getEntriesByName(`callbox:${m}`)[0].startTime)"
+    )
+    assert click < answer_sent < first(events, "call-state:connecting"), events
+    assert first(events, "srcObject:local-video") > connected, events
+    # the stats poller's first sample comes after the page says connected
+    assert all(t > connected for t, w in events if w == "getStats:"), events
+
+    for who in (a, b):
+        again = [w for _, w in timeline(who.page) if w == "addIceCandidate:again"]
+        assert again == [], again
+    # the caller sent none of the candidates its offer carried
+    offer_sdp: str = a.page.evaluate("() => window.__e2ePeers.at(-1).localDescription.sdp")
+    for frame in sent:
+        if "sendIceCandidateToSignalingServer" in frame:
+            payload = json.loads(frame[frame.index("[") :])[1]
+            key = candidate_key(payload["iceCandidate"]["candidate"])
+            assert f"\na={key} " not in offer_sdp, key
 
 
 def test_notification_permission_is_read_once_per_page(
