@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import WebSocket, expect
 
-from .browser import PersonFactory, answer_button, assert_connected, load, place_call
+from .browser import (
+    PersonFactory,
+    answer_button,
+    assert_connected,
+    assert_decodes_video,
+    load,
+    place_call,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,8 +37,11 @@ TIMELINE = """
   for (const name of ['setRemoteDescription', 'setLocalDescription', 'createAnswer', 'getStats']) {
     const native = P[name];
     P[name] = function (...args) {
-      at(`${name}:${(args[0] && args[0].type) || ''}`);
-      return native.apply(this, args);
+      const what = `${name}:${(args[0] && args[0].type) || ''}`;
+      at(what);
+      const result = native.apply(this, args);
+      result.then(() => at(`${what}:done`), () => {});
+      return result;
     };
   }
   const addIceCandidate = P.addIceCandidate;
@@ -159,3 +169,26 @@ def test_notification_permission_is_read_once_per_page(
         assert len(states) >= 2, states  # it rendered the call more than once
         reads = [w for _, w in events if w == "Notification.permission"]
         assert len(reads) <= 1, reads
+
+
+def test_answer_clicked_while_the_camera_opens_waits_for_it(
+    people: PersonFactory, callbox_server: Any, room: str
+) -> None:
+    """The page opens the camera while it rings (camera allowed); a click before it is open
+    answers with that camera, instead of opening it a second time."""
+    b = people("co-callee", open_page=False, hold_media=True)
+    b.context.add_init_script(TIMELINE)
+    load(b, callbox_server, room)
+    a = people("co-caller")
+    place_call(a)
+    b.page.wait_for_function(
+        "() => window.__e2eTimeline.some(([, what]) => what === 'getUserMedia')"
+    )
+    answer_button(b, "co-caller").click()
+    b.page.evaluate("() => window.__e2eReleaseMedia()")
+    for who in (a, b):
+        assert_connected(who)
+    assert_decodes_video(a)
+    events = [w for _, w in timeline(b.page)]
+    assert events.count("getUserMedia") == 1, events
+    assert events.index("click") < events.index("setRemoteDescription:offer"), events

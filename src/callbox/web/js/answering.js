@@ -37,9 +37,19 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
    */
   async function answerCall(offerId, receiveOnly = false, reuse) {
     const clicked = performance.now();
-    const view = get().offers.get(offerId);
+    let view = get().offers.get(offerId);
     if (get().call || !view) {
       return;
+    }
+    const preparing = get().preparing;
+    if (!receiveOnly && get().prepared?.offerId !== offerId && preparing?.offerId === offerId) {
+      // Clicked while the camera opens for this very call: that is the media the answer
+      // needs, sooner than opening it a second time.
+      await preparing.done;
+      view = get().offers.get(offerId);
+      if (get().call || !view) {
+        return;
+      }
     }
     const prepared = get().prepared;
     const ready = prepared?.offerId === offerId && !receiveOnly ? prepared : null;
@@ -183,6 +193,25 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
    * @param {OfferView} view
    */
   async function prepare(view) {
+    /** @type {() => void} */
+    let finish = () => {};
+    const done = new Promise((resolve) => {
+      finish = () => resolve(undefined);
+    });
+    const preparing = { offerId: view.offerId, done };
+    update({ preparing });
+    try {
+      await prepareNow(view);
+    } finally {
+      if (get().preparing === preparing) {
+        update({ preparing: null });
+      }
+      finish();
+    }
+  }
+
+  /** @param {OfferView} view */
+  async function prepareNow(view) {
     if (!(await alreadyAllowed()) || get().incoming?.offerId !== view.offerId || get().call) {
       return;
     }
