@@ -44,10 +44,21 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
     const preparing = get().preparing;
     if (!receiveOnly && get().prepared?.offerId !== offerId && preparing?.offerId === offerId) {
       // Clicked while the camera opens for this very call: that is the media the answer
-      // needs, sooner than opening it a second time.
+      // needs, sooner than opening it a second time. The page says it is connecting.
+      const name = view.offererUserName;
+      ringer.stop();
+      page.setPhase('connecting');
       await preparing.done;
       view = get().offers.get(offerId);
-      if (get().call || !view) {
+      if (get().call) {
+        return;
+      }
+      if (!view) {
+        page.fail('call', {
+          title: 'Call already taken',
+          message: `The call from ${name} was already taken by someone else, or withdrawn.`,
+        });
+        page.setPhase('idle');
         return;
       }
     }
