@@ -7,7 +7,8 @@ fresh browser contexts of one headless Chromium (fake camera and microphone): A 
 call, B answers it from the list. The floor: the same two-page call through
 bench/floor.html, which gets its media at load and exchanges offer, answer and candidates
 through a websocket relay with no logic (bench/relay.py, same machine, no TLS either).
-Measured inside B's page with performance.now(), for both:
+Measured inside B's page with performance.now(), for both (the bench waits on a promise
+of the page, so nothing polls the page while it connects):
 
 - click -> connected: from the click on "Answer <name>" (a capture listener on #offers) to
   #call-state[data-state] becoming "connected" (a MutationObserver);
@@ -39,21 +40,40 @@ from bench.relay import Relay  # noqa: E402
 from bench.report import commit, load_average, machine  # noqa: E402
 from bench.servers import BenchError, start_callbox  # noqa: E402
 
-# Installed in B's page just before the click: timestamps in the page's own clock.
+# Installed in B's page just before the click: timestamps in the page's own clock, and
+# `done`, which resolves once both came. The bench waits on it with one evaluate: nothing
+# polls the page while it connects (Playwright's expect and wait_for_function query the
+# page's DOM on every attempt, in its main thread, and cost more on a bigger page).
 PROBE = """
 () => {
   const t = {};
-  window.__bench = t;
+  let finish;
+  const done = new Promise((resolve) => { finish = resolve; });
+  Object.defineProperty(window, '__bench', { value: t, configurable: true });
+  Object.defineProperty(window, '__benchDone', { value: done, configurable: true });
+  const check = () => {
+    if (t.connected !== undefined && t.frame !== undefined) finish({ ...t });
+  };
   document.querySelector('#offers').addEventListener(
     'click', () => { t.click ??= performance.now(); }, { capture: true });
   const state = document.querySelector('#call-state');
   new MutationObserver(() => {
     if (state.dataset.state === 'connected') t.connected ??= performance.now();
+    check();
   }).observe(state, { attributes: true, attributeFilter: ['data-state'] });
   const video = document.querySelector('#remote-video');
-  const onFrame = () => { t.frame ??= performance.now(); };
-  video.requestVideoFrameCallback(onFrame);
+  video.requestVideoFrameCallback(() => { t.frame ??= performance.now(); check(); });
 }
+"""
+
+# Resolves with the probe's times, or fails after `ms` (no polling meanwhile).
+WAIT = """
+(ms) => Promise.race([
+  window.__benchDone,
+  new Promise((_, reject) => setTimeout(
+    () => reject(new Error(`no connected + frame in ${ms} ms: ${JSON.stringify(window.__bench)}`)),
+    ms)),
+])
 """
 
 
@@ -82,9 +102,8 @@ def _answer(b: Page, button_text: str) -> dict[str, float]:
     expect(button).to_be_visible()
     b.evaluate(PROBE)
     button.click()
+    t = b.evaluate(WAIT, 20_000)
     expect(b.locator("#call-state")).to_have_attribute("data-state", "connected")
-    b.wait_for_function("() => window.__bench.frame !== undefined")
-    t = b.evaluate("() => window.__bench")
     return {"connected": t["connected"] - t["click"], "frame": t["frame"] - t["click"]}
 
 

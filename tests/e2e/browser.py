@@ -179,9 +179,8 @@ def assert_released(who: Person) -> None:
         ".every((s) => document.querySelector(s).srcObject === null)"
     )
     assert cleared
-    stats = who.stats()
-    assert stats is not None
-    assert all(state in (None, "ended") for state in stats["senderTracks"]), stats
+    stats = who.stats()  # None: the page made no peer connection at all
+    assert stats is None or all(state in (None, "ended") for state in stats["senderTracks"]), stats
 
 
 def connect_pair(caller: Person, answerer: Person) -> None:

@@ -11,7 +11,12 @@ import { alreadyAllowed, describe, missingMessage, openMedia } from './devices.j
 /** @typedef {import('./main.js').Page} Page */
 /** @typedef {import('./call.js').Call} Call */
 /** @typedef {import('./ui.js').OfferView} OfferView */
-/** @typedef {{call: Call, answering: Promise<RTCSessionDescriptionInit>}} Answering */
+/**
+ * @typedef {object} Answering
+ * @property {Call} call
+ * @property {Promise<RTCSessionDescriptionInit>} answering
+ * @property {() => void} [show]  what the page shows of it, once the answer is on its way
+ */
 
 /**
  * @param {Page} page
@@ -32,9 +37,30 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
    */
   async function answerCall(offerId, receiveOnly = false, reuse) {
     const clicked = performance.now();
-    const view = get().offers.get(offerId);
+    let view = get().offers.get(offerId);
     if (get().call || !view) {
       return;
+    }
+    const preparing = get().preparing;
+    if (!receiveOnly && get().prepared?.offerId !== offerId && preparing?.offerId === offerId) {
+      // Clicked while the camera opens for this very call: that is the media the answer
+      // needs, sooner than opening it a second time. The page says it is connecting.
+      const name = view.offererUserName;
+      ringer.stop();
+      page.setPhase('connecting');
+      await preparing.done;
+      view = get().offers.get(offerId);
+      if (get().call) {
+        return;
+      }
+      if (!view) {
+        page.fail('call', {
+          title: 'Call already taken',
+          message: `The call from ${name} was already taken by someone else, or withdrawn.`,
+        });
+        page.setPhase('idle');
+        return;
+      }
     }
     const prepared = get().prepared;
     const ready = prepared?.offerId === offerId && !receiveOnly ? prepared : null;
@@ -49,8 +75,10 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
   }
 
   /**
-   * Prepared before the click: answer first, show it after (issue 8: nothing before the
-   * answer that ICE does not need).
+   * Prepared before the click: answer first, show it once the answer is sent (issue 8:
+   * nothing before the answer that ICE does not need). A render in the click's own task
+   * (layout, paint, the local video starting) keeps the main thread from taking the
+   * answer back from setLocalDescription, and so delays newAnswer.
    * @param {{call: Call, stream: MediaStream | null}} ready
    * @param {OfferView} view
    * @param {number} clicked
@@ -60,13 +88,14 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
     callflow.adopt(call);
     const answering = call.answer(view, stream);
     performance.mark('callbox:click', { startTime: clicked });
-    queueMicrotask(() => {
-      // after the answer's first step (queued first): the page follows the call
-      ringer.stop();
-      page.setPhase('connecting');
-    });
-    media.useStream(stream);
-    return { call, answering };
+    const show = () => {
+      if (page.current(call)) {
+        ringer.stop();
+        media.useStream(stream, false);
+        page.setPhase('connecting');
+      }
+    };
+    return { call, answering, show };
   }
 
   /**
@@ -111,11 +140,15 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
    * @param {OfferView} view
    * @param {Answering} started
    */
-  async function sendAnswer(offerId, view, { call, answering }) {
+  async function sendAnswer(offerId, view, { call, answering, show }) {
     try {
-      const answer = await answering;
+      const answer = await answering.catch((err) => {
+        show?.();
+        throw err;
+      });
       const acked = page.send('newAnswer', { offerId, offererUserName: view.offererUserName, answer });
       page.mark('answer-sent');
+      show?.();
       const buffered = await acked;
       page.mark('answer-acked');
       if (page.current(call)) {
@@ -171,6 +204,25 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
    * @param {OfferView} view
    */
   async function prepare(view) {
+    /** @type {() => void} */
+    let finish = () => {};
+    const done = new Promise((resolve) => {
+      finish = () => resolve(undefined);
+    });
+    const preparing = { offerId: view.offerId, done };
+    update({ preparing });
+    try {
+      await prepareNow(view);
+    } finally {
+      if (get().preparing === preparing) {
+        update({ preparing: null });
+      }
+      finish();
+    }
+  }
+
+  /** @param {OfferView} view */
+  async function prepareNow(view) {
     if (!(await alreadyAllowed()) || get().incoming?.offerId !== view.offerId || get().call) {
       return;
     }

@@ -11,7 +11,7 @@
  * connected <-> reconnecting while ICE is broken or restarting.
  */
 import { createChannel, FEATURES, MAX_CHAT_CHARS } from './channel.js';
-import { createPeer, offersChannel } from './peer.js';
+import { carries, createPeer, offersChannel } from './peer.js';
 
 /** How long a call may stay `reconnecting` before it is given up. */
 const GIVE_UP_MS = 30000;
@@ -378,9 +378,10 @@ export function createCall(o) {
     /** @param {string} id  the server acked our offer: send the candidates held for it */
     setOfferId(id) {
       offerId = id;
+      // Those gathered before the offer went out are in its SDP already: sent again, they
+      // would only come back to the answerer in newAnswer's ack, to be added a second time.
       for (const candidate of outbox.splice(0)) {
-        // those gathered before the offer went out are in its SDP already
-        if (!candidate.candidate || !offerSdp.includes(`a=${candidate.candidate}\r\n`)) {
+        if (!candidate.candidate || !carries(offerSdp, candidate.candidate)) {
           candidateToServer(candidate);
         }
       }

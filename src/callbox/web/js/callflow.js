@@ -73,6 +73,20 @@ export function createCallFlow(page, { ice, media, updateIncoming }) {
     page.setIce(view.ice);
     if (view.phase === 'connected') {
       page.clearError('call');
+    }
+    if (view.ice === 'disconnected' || view.ice === 'failed') {
+      ice.trouble(); // before the restart that follows, fresh credentials
+    }
+    ui.setRemote(call.remoteMedia());
+    if (view.phase !== get().phase || wasConnected !== (view.phase === 'connected')) {
+      page.setPhase(view.phase);
+    } else {
+      page.render();
+    }
+    if (view.phase === 'connected') {
+      // After the page says so: the first sample and the local video's start cost CPU
+      // that the other side's DTLS (or ours) may still need (issue 8).
+      media.showPreview(); // held back while an answer connected (answering.js)
       if (!get().poller) {
         update({
           poller: createStatsPoller(call.connection, (sample) => {
@@ -89,15 +103,6 @@ export function createCallFlow(page, { ice, media, updateIncoming }) {
           }),
         });
       }
-    }
-    if (view.ice === 'disconnected' || view.ice === 'failed') {
-      ice.trouble(); // before the restart that follows, fresh credentials
-    }
-    ui.setRemote(call.remoteMedia());
-    if (view.phase !== get().phase || wasConnected !== (view.phase === 'connected')) {
-      page.setPhase(view.phase);
-    } else {
-      page.render();
     }
   }
 

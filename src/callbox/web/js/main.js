@@ -62,6 +62,8 @@ const state = {
   incoming: null,
   /** @type {{offerId: string, call: Call, stream: MediaStream | null} | null} ready to answer */
   prepared: null,
+  /** @type {{offerId: string, done: Promise<void>} | null} a preparation under way (the camera opening) */
+  preparing: null,
   /** idle | calling | connecting | connected | reconnecting | ended */
   phase: 'idle',
   ice: '-',

@@ -39,10 +39,20 @@ export function createMedia(page) {
     return opened.stream;
   }
 
-  /** @param {MediaStream | null} stream  the call's camera and microphone from now on */
-  function useStream(stream) {
+  /**
+   * @param {MediaStream | null} stream  the call's camera and microphone from now on
+   * @param {boolean} [preview]  show it in the local video now; false: once the call is
+   *   connected (`showPreview`). Starting a video element's pipeline takes the CPU that ICE
+   *   and DTLS need in the first milliseconds after Answer (issue 8).
+   */
+  function useStream(stream, preview = true) {
     update({ stream, muted: false, cameraOff: false });
-    ui.setLocalStream(stream);
+    ui.setLocalStream(preview ? stream : null);
+  }
+
+  /** The call's stream in the local video (again: no-op). */
+  function showPreview() {
+    ui.setLocalStream(get().stream);
   }
 
   function sendMediaState() {
@@ -185,7 +195,7 @@ export function createMedia(page) {
     }
   }
 
-  return { startMedia, useStream, toggleMute, toggleScreen, chooseDevice, toggleCamera, refreshDevices };
+  return { startMedia, useStream, showPreview, toggleMute, toggleScreen, chooseDevice, toggleCamera, refreshDevices };
 }
 
 /** @typedef {ReturnType<typeof createMedia>} Media */

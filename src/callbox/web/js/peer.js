@@ -493,6 +493,18 @@ function gathered(pc, ms) {
 }
 
 /**
+ * Whether an SDP carries `candidate` itself (an RTCIceCandidate's string). Compared on
+ * what names a candidate (foundation, component, transport, priority, address, port): the
+ * tails differ, Chromium's candidate strings carry `ufrag ...` and its SDP lines do not.
+ * @param {string} sdp
+ * @param {string} candidate  `candidate:...`
+ */
+export function carries(sdp, candidate) {
+  const key = candidate.trim().split(/\s+/).slice(0, 6).join(' ');
+  return key.startsWith('candidate:') && sdp.includes(`\na=${key} `);
+}
+
+/**
  * The ICE username fragment of a description ('' without one).
  * @param {RTCSessionDescriptionInit | null} description
  */

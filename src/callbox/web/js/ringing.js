@@ -33,6 +33,22 @@ export function createRinger({ onOpen }) {
   let notification = null;
   let title = '';
   let ringing = false;
+  /**
+   * Notification.permission, read once and then kept up to date: in Chromium each read is a
+   * synchronous round trip to the browser process, and every render asks (issue 8: a page
+   * that renders while a call connects must not block its main thread on it).
+   * @type {NotificationPermission | 'unsupported'}
+   */
+  let permission = typeof Notification === 'undefined' ? 'unsupported' : Notification.permission;
+  const reread = () => {
+    permission = typeof Notification === 'undefined' ? 'unsupported' : Notification.permission;
+  };
+  if (permission !== 'unsupported') {
+    navigator.permissions
+      ?.query({ name: 'notifications' })
+      .then((status) => status.addEventListener('change', reread))
+      .catch(() => {});
+  }
 
   const beep = () => {
     if (!audio) {
@@ -77,7 +93,7 @@ export function createRinger({ onOpen }) {
         flip = !flip;
         document.title = flip ? title : calling;
       }, 1000);
-      if (typeof Notification !== 'undefined' && Notification.permission === 'granted') {
+      if (permission === 'granted') {
         try {
           notification = new Notification('Incoming call', { body: `${from} is calling you`, tag: 'callbox-call' });
           notification.onclick = () => {
@@ -102,10 +118,12 @@ export function createRinger({ onOpen }) {
       notification?.close();
       notification = null;
     },
-    notifications: () => (typeof Notification === 'undefined' ? 'unsupported' : Notification.permission),
+    notifications: () => permission,
     async askNotifications() {
-      if (typeof Notification !== 'undefined' && Notification.permission === 'default') {
+      reread();
+      if (permission === 'default') {
         await Notification.requestPermission();
+        reread();
       }
     },
   };

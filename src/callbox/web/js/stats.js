@@ -175,13 +175,16 @@ export function restartAfterRefresh(s) {
 }
 
 /**
- * Sample a peer connection every `intervalMs` while it lives.
+ * Sample a peer connection every `intervalMs` while it lives, the first time after
+ * `firstMs`: getStats works on WebRTC's own threads, and just after connected the other
+ * side's DTLS handshake (or its data channel) may still be finishing (issue 8).
  * @param {() => RTCPeerConnection | null} connection
  * @param {(sample: Sample) => void} onSample
  * @param {number} intervalMs
+ * @param {number} firstMs
  * @returns {{stop: () => void, latest: () => Sample | null}}
  */
-export function createStatsPoller(connection, onSample, intervalMs = 2000) {
+export function createStatsPoller(connection, onSample, intervalMs = 2000, firstMs = 500) {
   /** @type {Sample | null} */
   let last = null;
   let stopped = false;
@@ -201,11 +204,12 @@ export function createStatsPoller(connection, onSample, intervalMs = 2000) {
     }
   };
   const timer = setInterval(tick, intervalMs);
-  tick();
+  const first = setTimeout(tick, Math.min(firstMs, intervalMs));
   return {
     stop() {
       stopped = true;
       clearInterval(timer);
+      clearTimeout(first);
     },
     latest: () => last,
   };

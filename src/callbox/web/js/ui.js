@@ -282,7 +282,7 @@ export function createUi() {
     if (media.srcObject !== stream) {
       media.srcObject = stream;
     }
-    if (stream) {
+    if (stream && media.paused) {
       // Autoplay may be refused until the user interacts; the call goes on anyway.
       media.play().catch(() => {});
     }
