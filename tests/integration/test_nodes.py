@@ -134,16 +134,17 @@ async def test_twenty_answerers_on_both_nodes_exactly_one_wins(
     assert len(alice.events["answerResponse"]) == 1
 
 
-async def test_200_pairs_split_across_nodes_lose_duplicate_and_reorder_nothing(
+async def test_100_pairs_split_across_nodes_lose_duplicate_and_reorder_nothing(
     start_server: StartServer,
 ) -> None:
-    # 400 TLS handshakes at once: on a busy machine some take longer than the default 10 s
-    # handshake deadline (a CI run lost one so); the deadline is not what this test is about
+    # 200 TLS clients at once on two nodes (400 ran over 30 s under a CPU hog and four test
+    # workers: python-engineio's client gives up on a server whose ping is 5 s late, and
+    # handshakes passed the default 10 s deadline). The big size is bench/load.py's.
     a, b = (
         start_server("--max-connections-per-ip", "450", "--connect-timeout", "30") for _ in range(2)
     )
-    result = await run_load(a.url, a.ca_path, 400, 1, 5, rooms=20, callee_url=b.url)
-    assert result.errors == [] and result.handshakes == 200
+    result = await run_load(a.url, a.ca_path, 200, 1, 5, rooms=20, callee_url=b.url)
+    assert result.errors == [] and result.handshakes == 100
     assert (result.lost, result.duplicated, result.out_of_order) == (0, 0, 0)
     assert result.candidates_received == result.candidates_sent
 
