@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from callbox.server.eiosocket import Socket, adopt
+from tests.aiohttp_site import serve
 
 
 @dataclass
@@ -33,12 +34,8 @@ async def start(ping_interval: float, ping_timeout: float) -> tuple[Engine, web.
     )
     app = web.Application()
     eio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    engine = Engine(eio, f"http://{host}:{port}/engine.io/?EIO=4")
+    runner, base = await serve(app)
+    engine = Engine(eio, f"{base}/engine.io/?EIO=4")
 
     async def connect(sid: str, environ: dict[str, Any]) -> None:
         adopt(eio.sockets[sid])

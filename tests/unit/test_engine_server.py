@@ -19,6 +19,7 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
 from callbox.server.sio import _EngineServer
+from tests.aiohttp_site import serve
 
 INTERVAL = 0.3
 TIMEOUT = 0.5
@@ -29,12 +30,8 @@ async def engine() -> AsyncIterator[tuple[_EngineServer, str]]:
     server = _EngineServer(async_mode="aiohttp", ping_interval=INTERVAL, ping_timeout=TIMEOUT)
     app = web.Application()
     server.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield server, f"http://{host}:{port}/engine.io/?EIO=4&transport=websocket"
+    runner, base = await serve(app)
+    yield server, f"{base}/engine.io/?EIO=4&transport=websocket"
     await server.shutdown()
     await runner.cleanup()
 
