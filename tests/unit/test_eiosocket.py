@@ -6,7 +6,9 @@ early)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from typing import Any
 
 import engineio
@@ -166,3 +168,57 @@ async def test_send_queues_refuses_when_closed_and_closes_when_a_ping_went_unans
     assert sock.closed and sock.queue.empty()  # not sent (nor is CLOSE, as in engine.io)
     with pytest.raises(eio_exceptions.SocketIsClosedError):
         await sock.send(message("d"))
+
+
+class Text(str):
+    """A message that can be watched with a weak reference."""
+
+
+class FakeWebsocket:
+    """engine.io's websocket wrapper as `_websocket_handler` uses it: ``_sock``'s send
+    methods, ``wait`` for the next message, ``close``."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.incoming: asyncio.Queue[str | None] = asyncio.Queue()
+        self._sock = self
+
+    async def send_str(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        raise AssertionError("no binary packets here")
+
+    async def wait(self) -> str | None:
+        return await self.incoming.get()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_an_idle_socket_keeps_neither_its_last_packet_nor_its_last_message() -> None:
+    """A newcomer's offers weigh MiB: the writer and the reader, waiting for what comes
+    next, must not still hold what went before."""
+    sock = make_socket()
+    received: list[Any] = []
+
+    async def receive(pkt: eio_packet.Packet) -> None:
+        received.append(pkt.packet_type)
+
+    sock.receive = receive
+    ws = FakeWebsocket()
+    handler = asyncio.create_task(sock._websocket_handler(ws))
+    out = message("offers" * 1000)
+    gone_out = weakref.ref(out)
+    await sock.send(out)
+    incoming = Text("3")  # a PONG
+    gone_in = weakref.ref(incoming)
+    ws.incoming.put_nowait(incoming)
+    del out, incoming
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert ws.sent == ["4" + "offers" * 1000] and received == [eio_packet.PONG]
+    gc.collect()
+    assert gone_out() is None and gone_in() is None  # both still wait, holding nothing
+    ws.incoming.put_nowait(None)  # the client goes
+    await handler

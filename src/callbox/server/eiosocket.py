@@ -26,7 +26,7 @@ the send methods read off engine.io's websocket wrapper (``_sock``: its ``send``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from engineio import exceptions as eio_exceptions
@@ -123,6 +123,7 @@ class Socket(AsyncSocket):  # type: ignore[misc]
                 return
             except Exception:  # engine.io logs it and goes on
                 self.server.logger.exception("Unknown receive error")
+            del data  # not held while the next message is awaited
 
     async def _write(self, ws: Any) -> None:
         send_text, send_bytes = ws._sock.send_str, ws._sock.send_bytes
@@ -133,14 +134,11 @@ class Socket(AsyncSocket):  # type: ignore[misc]
                 packets = await self._poll(task)
             except eio_exceptions.QueueEmpty:
                 break
-            if not packets:  # closed
+            if not packets or not await _send_all(packets, send_text, send_bytes):
                 break
-            try:
-                for pkt in packets:
-                    encoded = pkt.encode()
-                    await (send_bytes if isinstance(encoded, bytes) else send_text)(encoded)
-            except (Exception, asyncio.CancelledError):
-                break
+            # nothing of the batch is kept while the next is awaited: an idle socket would
+            # hold its last message (and its encoding: MiB, for a newcomer's offers)
+            del packets
         await ws.close()
 
     # --- the deadlines ---------------------------------------------------------------------
@@ -200,6 +198,21 @@ class Socket(AsyncSocket):  # type: ignore[misc]
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+
+
+async def _send_all(
+    packets: list[Any],
+    send_text: Callable[[str], Awaitable[None]],
+    send_bytes: Callable[[bytes], Awaitable[None]],
+) -> bool:
+    """Send a batch in order; False when the websocket failed (the writer ends)."""
+    try:
+        for pkt in packets:
+            encoded = pkt.encode()
+            await (send_bytes if isinstance(encoded, bytes) else send_text)(encoded)
+    except (Exception, asyncio.CancelledError):
+        return False
+    return True
 
 
 def adopt(sock: Any) -> None:
