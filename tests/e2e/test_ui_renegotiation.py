@@ -3,14 +3,12 @@ glare (both offer at once) settled by perfect negotiation (PLAN.md decision 1)."
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from .browser import (
-    Person,
     PersonFactory,
     assert_connected,
     connect_pair,
@@ -24,14 +22,22 @@ pytestmark = pytest.mark.e2e
 FAKE_SCREEN = (1280, 720)  # Chromium's fake capture; the fake camera is 640x480
 FAKE_CAMERA = (640, 480)
 
-# A fault: every description this page sends on the data channel is held back 700 ms, so
-# two offers made at about the same time are both in flight: a glare, every time.
-DELAY_DESCRIPTIONS = """
+# A fault: while `window.__e2eHold` is set, every description this page sends on the data
+# channel is held back until `window.__e2eRelease()`. The test holds both pages, lets both
+# make their offer, then releases them: both offers are in flight at once, a glare every
+# time, however slowly each page gets to its offer.
+HOLD_DESCRIPTIONS = """
 (() => {
   const send = RTCDataChannel.prototype.send;
+  const held = [];
+  window.__e2eHold = false;
+  window.__e2eRelease = () => {
+    window.__e2eHold = false;
+    for (const [channel, data] of held.splice(0)) { try { send.call(channel, data); } catch {} }
+  };
   RTCDataChannel.prototype.send = function (data) {
-    if (typeof data === 'string' && data.includes('"type":"description"')) {
-      setTimeout(() => { try { send.call(this, data); } catch {} }, 700);
+    if (window.__e2eHold && typeof data === 'string' && data.includes('"type":"description"')) {
+      held.push([this, data]);
       return undefined;
     }
     return send.call(this, data);
@@ -96,27 +102,25 @@ def test_answerer_then_caller_share_their_screens_and_stop(people: PersonFactory
         frames_grow(who)
 
 
-def click_at(who: Person, selector: str, at_ms: int) -> None:
-    """Click `selector` at the wall-clock time `at_ms` (the pages share this machine's clock)."""
-    who.page.evaluate(
-        "([sel, at]) => setTimeout(() => document.querySelector(sel).click(), at - Date.now())",
-        [selector, at_ms],
-    )
-
-
 def test_both_share_at_once_a_glare_settles_with_media_flowing(
     people: PersonFactory, callbox_server: Any, room: str
 ) -> None:
     a = people("glare-a", open_page=False)
     b = people("glare-b", open_page=False)
     for who in (a, b):
-        who.context.add_init_script(DELAY_DESCRIPTIONS)
+        who.context.add_init_script(HOLD_DESCRIPTIONS)
         who.context.add_init_script(COUNT_COLLISIONS)
         load(who, callbox_server, room)
     connect_pair(a, b)
-    at = int(time.time() * 1000) + 500
-    click_at(a, "#screen", at)
-    click_at(b, "#screen", at)
+    for who in (a, b):
+        who.page.evaluate("() => { window.__e2eHold = true; }")
+        who.page.locator("#screen").click()
+    for who in (a, b):  # both offers made, neither sent yet
+        who.page.wait_for_function(
+            "() => window.__e2ePeers.at(-1).signalingState === 'have-local-offer'"
+        )
+    for who in (a, b):
+        who.page.evaluate("() => window.__e2eRelease()")
     # Each ends up seeing the other's screen: both renegotiations went through.
     wait_remote_size(a.page, FAKE_SCREEN)
     wait_remote_size(b.page, FAKE_SCREEN)
