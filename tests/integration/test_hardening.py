@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 import socketio
 
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import BACKEND_FREE, RunningServer, StartServer
 from tests.integration.raw import HONEST, MIB, Raw, deaf_joiner, honest_call, rss
 from tests.integration.server_proc import metric
 from tests.integration.sio_client import ANSWER, OFFER, Client, Clients
@@ -44,6 +44,7 @@ def report(name: str, before: float, during: float, after: float) -> None:
     )
 
 
+@BACKEND_FREE
 async def test_binary_attachments_are_refused_at_the_header(
     server: RunningServer, attackers: list[Raw]
 ) -> None:
@@ -197,6 +198,7 @@ async def test_held_sessions_and_idle_sockets_count_against_their_address(
     assert during - before < BUDGET
 
 
+@BACKEND_FREE
 async def test_tls_connections_that_never_send_a_request_are_closed(
     start_server: StartServer,
 ) -> None:
@@ -299,6 +301,7 @@ async def deaf_joiners_are_bounded(server: RunningServer, slack: float) -> None:
     assert during - offered < slack
 
 
+@BACKEND_FREE
 async def test_password_guessing_is_throttled_per_address(start_server: StartServer) -> None:
     server = start_server("--password", "s3cret")
     raw = await Raw(server).open()

@@ -111,6 +111,7 @@ async def test_python_caller_and_answerer_exchange_frames_and_record(
     assert sizes == {(WIDTH, HEIGHT)}
 
 
+@BACKEND_FREE
 async def test_wrong_password_raises_unauthorized(start_server: StartServer) -> None:
     server = start_server("--password", "right")
     with pytest.raises(ServerRefused) as caught:
@@ -161,6 +162,7 @@ def test_cli_call_and_answer_both_exit_0_and_record(
     assert sizes == {(640, 480)}
 
 
+@BACKEND_FREE
 def test_cli_wrong_password_exits_1(start_server: StartServer) -> None:
     server = start_server("--password", "right")
     result = callbox("answer", server.url, "--password", "wrong", "--ca", str(server.ca_path))
@@ -178,6 +180,7 @@ def test_cli_untrusted_certificate_exits_1(shared_server: RunningServer, tmp_pat
     assert "not trusted" in line
 
 
+@BACKEND_FREE
 def test_cli_no_offer_within_wait_exits_1(shared_server: RunningServer, room: str) -> None:
     result = callbox("answer", shared_server.url, "--room", room,
                      "--ca", str(shared_server.ca_path), "--wait", "0.5")  # fmt: skip
@@ -197,6 +200,7 @@ def test_cli_usage_error_exits_2(shared_server: RunningServer) -> None:
     assert "no such file" in assert_one_clean_line(result.stderr)
 
 
+@BACKEND_FREE
 def test_cli_ctrl_c_while_waiting_exits_0_quietly(shared_server: RunningServer, room: str) -> None:
     # -v: the info line "connected to ..." says when it waits for an offer
     answer = popen_callbox(

@@ -147,6 +147,7 @@ def test_cli_bad_arguments_are_one_line_and_exit_2(
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@BACKEND_FREE
 def test_cli_trusts_the_data_dirs_ca_for_a_server_on_this_machine(
     shared_server: RunningServer, room: str, host: str
 ) -> None:
@@ -166,6 +167,7 @@ def popen_with_stderr(args: list[str], stderr: int) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
+@BACKEND_FREE
 async def test_cli_on_a_terminal_shows_a_live_status_line_and_chat(
     shared_server: RunningServer,
     room: str,
