@@ -27,6 +27,11 @@ from tests.integration.test_peer import (
 from tests.integration.test_peer_renegotiate import connected_pair, more_frames, until
 from tests.tcp_proxy import TcpProxy
 
+#: a client whose socket was refused for a while comes back within two of socket.io's
+#: reconnection delays (at most 5 s each, +-50% at random: 15 s), its attempt to resume in
+#: between, each attempt a TLS handshake through the proxy: seconds each on a busy machine
+BACK_WITHIN = 45
+
 WIDTH, HEIGHT = 160, 120
 
 Restart = Callable[[RunningServer], RunningServer]
@@ -186,7 +191,9 @@ async def test_a_peer_the_server_lost_but_still_on_the_data_channel_keeps_its_ca
                                "peer-to-peer"]  # fmt: skip
             assert not bob.ended and not bob.server_has_call
             proxy.refuse(False)  # alice comes back as a new session, and keeps her call too
-            await until(lambda: alice_client.online and not alice.server_has_call, within=20)
+            await until(
+                lambda: alice_client.online and not alice.server_has_call, within=BACK_WITHIN
+            )
             await more_frames(alice, bob)
             await bob.hangup()
             outcome = await alice.run(duration=10)
@@ -216,7 +223,8 @@ async def test_a_client_without_resume_comes_back_as_a_new_session_and_keeps_its
             proxy.refuse(False)
             # no token to resume with: a new session, and the call goes on without the server
             await until(
-                lambda: alice_client.online and alice_client.welcome is not first, within=20
+                lambda: alice_client.online and alice_client.welcome is not first,
+                within=BACK_WITHIN,
             )
             assert alice_client.welcome is not None and not alice_client.welcome.resumed
             await until(lambda: not alice.server_has_call, within=10)
