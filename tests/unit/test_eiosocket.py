@@ -18,6 +18,7 @@ from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
 from callbox.server.eiosocket import Socket, adopt
+from callbox.server.outqueue import OutQueue
 from callbox.server.sio import Budget, CallboxSocketServer
 
 #: ping_interval + ping_timeout: the wait's deadline
@@ -77,6 +78,21 @@ async def test_the_deadline_counts_from_each_wait_not_the_first() -> None:
     loop.call_later(0.2 + DEADLINE * 0.8, sock.queue.put_nowait, message("two"))
     assert [p.data for p in await sock.poll()] == ["one"]
     assert [p.data for p in await sock.poll()] == ["two"]
+
+
+@pytest.mark.parametrize("queue", ["asyncio.Queue", "OutQueue"])
+async def test_a_packet_that_comes_as_the_deadline_passes_is_sent_not_dropped(queue: str) -> None:
+    """A loop that runs late (a busy machine) runs the put and the watchdog in one go: the
+    wait was overdue, but a packet is there (OutQueue hands it to the waiting future)."""
+    sock = make_socket()
+    if queue == "OutQueue":
+        sock.queue = OutQueue()
+    loop = asyncio.get_running_loop()
+    loop.call_later(DEADLINE * 0.3, time.sleep, DEADLINE * 1.2)  # the loop stalls
+    loop.call_later(DEADLINE * 0.9, sock.queue.put_nowait, message("late"))
+    assert [p.data for p in await sock.poll()] == ["late"]
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
 
 
 async def test_a_writer_busy_past_the_deadline_is_not_cancelled_when_it_waits_again() -> None:

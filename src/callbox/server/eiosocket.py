@@ -58,12 +58,23 @@ class Socket(AsyncSocket):  # type: ignore[misc]
         """:meth:`poll` in ``task`` (asyncio's ``current_task`` costs a ``getpid`` call on
         Python 3.11: the writer names its task once)."""
         queue = self.queue
-        try:
-            first = (
-                queue.get_nowait() if not queue.empty() else await self._timed(queue.get(), task)
-            )
-        except (TimeoutError, asyncio.CancelledError):
-            raise eio_exceptions.QueueEmpty() from None
+        if not queue.empty():
+            first = queue.get_nowait()
+        else:
+            waiter = queue.get()  # OutQueue: a future; asyncio.Queue: a coroutine
+            try:
+                first = await self._timed(waiter, task)
+            except TimeoutError:
+                # the deadline passed; but a late loop may have run the put and the watchdog
+                # in one go: a packet handed over (OutQueue) or queued is sent, not dropped
+                if isinstance(waiter, asyncio.Future) and waiter.done() and not waiter.cancelled():
+                    first = waiter.result()
+                elif not queue.empty():
+                    first = queue.get_nowait()
+                else:
+                    raise eio_exceptions.QueueEmpty() from None
+            except asyncio.CancelledError:
+                raise eio_exceptions.QueueEmpty() from None
         queue.task_done()
         if first is None:
             return []
