@@ -26,7 +26,7 @@ the send methods read off engine.io's websocket wrapper (``_sock``: its ``send``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from engineio import exceptions as eio_exceptions
@@ -145,11 +145,17 @@ class Socket(AsyncSocket):  # type: ignore[misc]
                 packets = await self._poll(task)
             except eio_exceptions.QueueEmpty:
                 break
-            if not packets or not await _send_all(packets, send_text, send_bytes):
+            if not packets:  # closed
+                break
+            try:
+                for pkt in packets:
+                    encoded = pkt.encode()
+                    await (send_bytes if isinstance(encoded, bytes) else send_text)(encoded)
+            except (Exception, asyncio.CancelledError):
                 break
             # nothing of the batch is kept while the next is awaited: an idle socket would
             # hold its last message (and its encoding: MiB, for a newcomer's offers)
-            del packets
+            del packets, pkt, encoded
         await ws.close()
 
     # --- the deadlines ---------------------------------------------------------------------
@@ -209,21 +215,6 @@ class Socket(AsyncSocket):  # type: ignore[misc]
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-
-
-async def _send_all(
-    packets: list[Any],
-    send_text: Callable[[str], Awaitable[None]],
-    send_bytes: Callable[[bytes], Awaitable[None]],
-) -> bool:
-    """Send a batch in order; False when the websocket failed (the writer ends)."""
-    try:
-        for pkt in packets:
-            encoded = pkt.encode()
-            await (send_bytes if isinstance(encoded, bytes) else send_text)(encoded)
-    except (Exception, asyncio.CancelledError):
-        return False
-    return True
 
 
 def adopt(sock: Any) -> None:
