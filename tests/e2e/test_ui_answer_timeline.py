@@ -132,10 +132,12 @@ def test_prepared_answer_sends_first_and_shows_after(
         "() => ['answer-sent', 'connected']"
         ".map((m) => performance.getEntriesByName(`callbox:${m}`)[0].startTime)"
     )
-    assert click < answer_sent < first(events, "call-state:connecting"), events
-    assert first(events, "srcObject:local-video") > connected, events
-    # the stats poller's first sample comes after the page says connected
-    assert all(t > connected for t, w in events if w == "getStats:"), events
+    # Chromium's performance.now() is coarsened (100 us here), so what one task does next can
+    # carry the same stamp: "not before" is the order checked (done earlier, it is smaller)
+    assert click < answer_sent <= first(events, "call-state:connecting"), events
+    assert first(events, "srcObject:local-video") >= connected, events
+    # the stats poller's first sample comes once the page says connected
+    assert all(t >= connected for t, w in events if w == "getStats:"), events
 
     for who in (a, b):
         again = [w for _, w in timeline(who.page) if w == "addIceCandidate:again"]
