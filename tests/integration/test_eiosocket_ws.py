@@ -16,6 +16,7 @@ import engineio
 import pytest
 from aiohttp import web
 
+from callbox.server import frames
 from callbox.server.eiosocket import Socket, adopt
 from tests.aiohttp_site import serve
 
@@ -144,3 +145,65 @@ async def test_an_upgrade_from_long_polling_keeps_engineio_handshake(engine: Eng
         assert await messages(ws, 1, pong=True) == ["back"]
         await ws.close()
     assert await asyncio.wait_for(engine.gone.get(), 10) == sid
+
+
+class BatchSpy:
+    """Watches server/frames.py's ``write_batch`` (the real one runs): each call's batch
+    size and whether its frames went directly."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[int, bool]] = []
+        real = frames.write_batch
+
+        def watched(response: Any, transport: Any, packets: list[Any]) -> bool:
+            went = real(response, transport, packets)
+            self.calls.append((len(packets), went))
+            return went
+
+        monkeypatch.setattr(frames, "write_batch", watched)
+
+
+#: engine.io payloads ("4" + text) on both sides of each header size (RFC 6455 5.2: 7 bits,
+#: 16 bits, 64 bits), an empty message, and text that is not ASCII
+TEXTS = ["", "a" * 124, "b" * 125, "c" * 65534, "d" * 65535, "e" * 200_000, "ü€" * 40_000]
+
+
+@pytest.mark.parametrize("compress", [0, 15], ids=["plain", "deflate"])
+async def test_a_batch_arrives_whole_and_in_order_in_one_write_unless_compressed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, compress: int
+) -> None:
+    spy = BatchSpy(monkeypatch)
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(engine.url + "&transport=websocket", compress=compress)
+        sid = json.loads((await ws.receive_str())[1:])["sid"]
+        assert ws.compress == compress
+        for text in TEXTS:  # queued in one go: the writer wakes to all of them
+            await engine.eio.send(sid, text)
+        assert await messages(ws, len(TEXTS), pong=True) == TEXTS
+        await ws.close()
+    # the frames went in one writev (engine.io's OPEN went before, in its own batch); with
+    # deflate negotiated, aiohttp's writer sent them all
+    if compress:
+        assert spy.calls == []
+    else:
+        assert spy.calls[-1] == (len(TEXTS), True)
+
+
+async def test_a_client_slow_to_read_gets_the_rest_through_aiohttps_flow_control(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = BatchSpy(monkeypatch)
+    chunk = "x" * (1 << 16)
+    async with aiohttp.ClientSession() as session:
+        ws, sid = await open_websocket(session, engine)
+        for n in range(40):  # 40 batches of 4 x 64 KiB, while the client reads nothing
+            for k in range(4):
+                await engine.eio.send(sid, f"{n}.{k}:{chunk}")
+            await asyncio.sleep(0.02)
+        got = await messages(ws, 160, pong=True)
+        assert [g.split(":")[0] for g in got] == [f"{n}.{k}" for n in range(40) for k in range(4)]
+        assert all(g.endswith(chunk) for g in got)
+    # the first went directly; once the transport held unsent bytes, aiohttp's writer sent
+    # them (it waits for the transport to drain)
+    assert (4, True) in spy.calls
+    assert any(not went for _, went in spy.calls)

@@ -33,6 +33,8 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
+from callbox.server import frames
+
 T = TypeVar("T")
 
 
@@ -137,7 +139,9 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             del data  # not held while the next message is awaited
 
     async def _write(self, ws: Any) -> None:
-        send_text, send_bytes = ws._sock.send_str, ws._sock.send_bytes
+        response = ws._sock  # aiohttp's WebSocketResponse
+        send_text, send_bytes = response.send_str, response.send_bytes
+        transport = frames.plain(ws)
         task = asyncio.current_task()
         assert task is not None
         while True:
@@ -148,14 +152,17 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             if not packets:  # closed
                 break
             try:
-                for pkt in packets:
-                    encoded = pkt.encode()
-                    await (send_bytes if isinstance(encoded, bytes) else send_text)(encoded)
+                # the batch in one system call where it may go directly (server/frames.py)
+                if transport is None or not frames.write_batch(response, transport, packets):
+                    for pkt in packets:
+                        encoded = pkt.encode()
+                        await (send_bytes if isinstance(encoded, bytes) else send_text)(encoded)
+                        del pkt, encoded
             except (Exception, asyncio.CancelledError):
                 break
             # nothing of the batch is kept while the next is awaited: an idle socket would
             # hold its last message (and its encoding: MiB, for a newcomer's offers)
-            del packets, pkt, encoded
+            del packets
         await ws.close()
 
     # --- the deadlines ---------------------------------------------------------------------

@@ -42,6 +42,7 @@ from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from callbox.server import frames
 from callbox.server.eiosocket import adopt
 from callbox.server.ledger import Ledger
 from callbox.server.outqueue import OutQueue
@@ -451,10 +452,12 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
             ]
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
         encoded = pkt.encode()
+        # one packet object for every recipient: its websocket frame is made once
+        make = frames.Shared if len(recipients) > 1 else eio_packet.Packet
         parts = (
-            [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
+            [make(eio_packet.MESSAGE, p) for p in encoded]
             if isinstance(encoded, list)
-            else [eio_packet.Packet(eio_packet.MESSAGE, encoded)]
+            else [make(eio_packet.MESSAGE, encoded)]
         )
         size = sum(len(p.data) for p in parts)
         for _, eio_sid in recipients:
