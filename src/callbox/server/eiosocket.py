@@ -26,6 +26,7 @@ the send methods read off engine.io's websocket wrapper (``_sock``: its ``send``
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -98,6 +99,16 @@ class Socket(AsyncSocket):  # type: ignore[misc]
         if self.last_ping and not await self.check_ping_timeout():
             return
         self.queue.put_nowait(pkt)  # engine.io's queue is unbounded: put never waits
+
+    def put_now(self, pkt: Any) -> bool:
+        """Queue a packet if :meth:`send` would without waiting (open, no ping overdue);
+        False, and nothing queued, if not: then :meth:`send` it (it raises, or closes the
+        socket). A broadcast's loop calls this per recipient (no coroutine each)."""
+        last_ping = self.last_ping
+        if self.closed or (last_ping and time.time() - last_ping > self.server.ping_timeout):
+            return False
+        self.queue.put_nowait(pkt)
+        return True
 
     async def close(self, *args: Any, **kwargs: Any) -> None:
         await super().close(*args, **kwargs)

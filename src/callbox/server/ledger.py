@@ -75,6 +75,12 @@ class Ledger:
         if entry is None:
             return True
         address = entry.address
+        added = entry.added + size
+        on_address = self._address_bound.get(address, 0) + size
+        if entry.measured + added <= self.socket_budget and on_address <= self.address_budget:
+            entry.added = added  # within both: the common case, counted at once
+            self._address_bound[address] = on_address
+            return True
         if entry.bound + size > self.socket_budget:
             self._remeasure(entry, key)
             if entry.bound + size > self.socket_budget:

@@ -43,7 +43,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from callbox.server import frames
-from callbox.server.eiosocket import adopt
+from callbox.server.eiosocket import Socket, adopt
 from callbox.server.ledger import Ledger
 from callbox.server.outqueue import OutQueue
 from callbox.server.pings import Pings
@@ -460,8 +460,13 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
             else [make(eio_packet.MESSAGE, encoded)]
         )
         size = sum(len(p.data) for p in parts)
+        sockets = server.eio.sockets
         for _, eio_sid in recipients:
             if not server.within_budget(eio_sid, size):
                 continue
+            sock = sockets.get(eio_sid)
             for part in parts:
-                await server.eio.send_packet(eio_sid, part)
+                # queued at once where it may be; else engine.io's send (a closed socket, a
+                # ping out)
+                if not (isinstance(sock, Socket) and sock.put_now(part)):
+                    await server.eio.send_packet(eio_sid, part)
