@@ -21,7 +21,7 @@ from callbox.errors import ConfigError
 from callbox.server.app import sweep_interval
 from callbox.server.auth import Authenticator
 from callbox.server.http import same_origin
-from callbox.server.routing import weigh
+from callbox.server.routing import estimate, weigh
 from callbox.signaling import Auth, ErrorCode, Limits, MemoryStore, SignalingError, Switchboard
 from callbox.signaling.limits import ConnectGuard, ConnectionCounter, RateLimiter, address_key
 from callbox.signaling.model import parse_auth
@@ -87,12 +87,15 @@ def test_connection_counter_limits_each_address() -> None:
     assert len(conns) == 0
 
 
-def test_weigh_is_close_to_the_json_size() -> None:
+def test_weigh_is_the_json_size_and_estimate_close_to_it() -> None:
     import json
 
-    for value in ({"a": "é" * 100, "b": [1, 2, {"c": None}]}, ["x" * 5000], "s", 3, None):
-        exact = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-        assert exact <= weigh(value) <= exact + 32
+    values = ({"a": "é" * 100, "b": [1, 2, {"c": None}]}, ["x" * 5000], "s", 3, None)
+    for value in values:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        assert weigh(value) == len(text.encode())
+        assert len(text) <= estimate(value) <= len(text) + 32
+    assert weigh({"n": 1 << 70}) == estimate({"n": 1 << 70})  # past orjson: the estimate
 
 
 # --- waiting offers per room, offer expiry ------------------------------------------------

@@ -24,7 +24,7 @@ from callbox.config import ServerSettings
 from callbox.server.auth import Authenticator
 from callbox.server.ice import IceServers
 from callbox.server.metrics import Metrics
-from callbox.server.routing import Local, LocalSessions, Router, room_of, weigh
+from callbox.server.routing import Local, LocalSessions, Router, estimate, room_of
 from callbox.server.sio import CallboxSocketServer
 from callbox.server.throttle import LogThrottle
 from callbox.signaling import (
@@ -213,7 +213,7 @@ class Lifecycle:
         await hub.sio.emit("welcome", welcome, to=sid)
         offers = await hub.switchboard.waiting_views(session)
         eio_sid = hub.sio.manager.eio_sid_from_sid(sid, "/")
-        if eio_sid is not None and not hub.sio.fits(eio_sid, weigh(offers)):
+        if eio_sid is not None and not hub.sio.fits(eio_sid, estimate(offers)):
             return  # a client that does not take what it is sent: closed
         await hub.sio.emit("availableOffers", offers, to=sid)
         await hub.router.open(local, letters)
