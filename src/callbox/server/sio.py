@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import fcntl
+import inspect
 import logging
 import struct
 import termios
@@ -99,6 +100,21 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
         self.upgraded: Callable[[str], None] = lambda sid: None
         self.pings = Pings()
 
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        """A message goes to its handler (python-socketio's, a coroutine) as engine.io would
+        run it inline, without engine.io's closure and coroutine check per message; every
+        other event, and handlers run as tasks, go through engine.io's own."""
+        handler = self.handlers.get(event) if event == "message" else None
+        if handler is None or kwargs.get("run_async"):
+            return await super()._trigger_event(event, *args, **kwargs)
+        try:
+            return await handler(*args)
+        except asyncio.CancelledError:
+            return None
+        except Exception:  # as engine.io: logged, the socket goes on
+            self.logger.exception("message async handler error")
+            return None
+
     def create_queue(self, *args: Any, **kwargs: Any) -> OutQueue:
         if args or kwargs:  # engine.io makes its sockets' queues without arguments
             raise TypeError(f"OutQueue takes no arguments, got {args!r} {kwargs!r}")
@@ -149,6 +165,7 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self._tasks: set[asyncio.Task[None]] = set()
         self._address_of: dict[str, str] = {}
         self._pipes: dict[str, _Pipe] = {}
+        self._coroutines: dict[Any, bool] = {}  # per event handler: a coroutine function?
         self.ledger = Ledger(
             budget.socket_bytes,
             budget.address_bytes,
@@ -234,6 +251,23 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await self.kill(eio_sid)
         finally:
             packet_bytes.reset(token)
+
+    async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        """An event with a coroutine handler of its own goes straight to it, as
+        python-socketio's own would call it; the others (``disconnect``, catch-alls,
+        namespace classes) through python-socketio's."""
+        handler = self.handlers.get(namespace, {}).get(event)
+        if handler is None or event == "disconnect":
+            return await super()._trigger_event(event, namespace, *args)
+        is_coroutine = self._coroutines.get(handler)
+        if is_coroutine is None:
+            is_coroutine = self._coroutines[handler] = inspect.iscoroutinefunction(handler)
+        if not is_coroutine:
+            return await super()._trigger_event(event, namespace, *args)
+        try:
+            return await handler(*args)
+        except asyncio.CancelledError:
+            return None
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
