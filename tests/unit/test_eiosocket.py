@@ -11,6 +11,7 @@ import time
 import weakref
 from typing import Any
 
+import aiohttp
 import engineio
 import pytest
 from engineio import exceptions as eio_exceptions
@@ -192,7 +193,7 @@ class Text(str):
 
 class FakeWebsocket:
     """engine.io's websocket wrapper as `_websocket_handler` uses it: ``_sock``'s send
-    methods, ``wait`` for the next message, ``close``."""
+    methods and ``receive``, ``close``."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
@@ -205,8 +206,12 @@ class FakeWebsocket:
     async def send_bytes(self, data: bytes) -> None:
         raise AssertionError("no binary packets here")
 
-    async def wait(self) -> str | None:
-        return await self.incoming.get()
+    async def receive(self) -> aiohttp.WSMessage:
+        """As aiohttp's: a text message, or CLOSED (no data) once ``None`` is queued."""
+        data = await self.incoming.get()
+        if data is None:
+            return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSED, None, None)
+        return aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, data, None)
 
     async def close(self) -> None:
         pass

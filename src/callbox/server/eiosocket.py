@@ -19,8 +19,9 @@ longer. What ``poll`` returns and raises, and how the loop ends, are python-engi
 
 Engine.io makes its sockets itself, with no hook for the class: :func:`adopt` gives one the
 class when callbox first sees it (its connect event, before anything waits on it). That, and
-the send methods read off engine.io's websocket wrapper (``_sock``: its ``send`` checks
-``inspect.iscoroutinefunction`` on every packet), are the reaches into engine.io here.
+aiohttp's websocket under engine.io's wrapper (``_sock``: the wrapper's ``send`` checks
+``inspect.iscoroutinefunction`` on every packet, its ``wait`` is one more coroutine per
+message), read for its send methods and ``receive``, are the reaches into engine.io here.
 """
 
 from __future__ import annotations
@@ -132,13 +133,14 @@ class Socket(AsyncSocket):  # type: ignore[misc]
         """Every message to :meth:`receive`, in order, until the websocket closes, a message
         is too large, or none came within the deadline (then the socket ends)."""
         limit = self.server.max_http_buffer_size
+        receive = ws._sock.receive  # aiohttp's, as engine.io's ``wait`` reads it
         while True:
             try:
-                data = await self._timed(ws.wait(), task)
+                data = (await self._timed(receive(), task)).data
             except (Exception, asyncio.CancelledError):  # closed, the deadline, cancelled
                 return
-            if data is None or (data and len(data) > limit):
-                return
+            if not isinstance(data, str | bytes) or len(data) > limit:
+                return  # closed (engine.io's wait raises OSError then), or too large
             try:
                 await self.receive(eio_packet.Packet(encoded_packet=data))
             except eio_exceptions.UnknownPacketError:

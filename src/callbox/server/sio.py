@@ -318,10 +318,14 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         returned. O(1) per send: :class:`~callbox.server.ledger.Ledger`."""
         if self.ledger.allow(eio_sid, size):
             return True
+        self.over_budget(eio_sid, size)
+        return False
+
+    def over_budget(self, eio_sid: str, size: int) -> None:
+        """The ledger refused ``size`` more bytes to the socket: it is disconnected."""
         unsent = self.queued_bytes(eio_sid, kernel=True)
         self.guard.refused(eio_sid, "send_budget", f"{unsent} bytes unsent, {size} more")
         self.spawn(self.kill(eio_sid))
-        return False
 
     def fits(self, eio_sid: str, size: int) -> bool:
         """Whether a message of about ``size`` bytes would pass the budget, checked before
@@ -494,9 +498,10 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
             else [make(eio_packet.MESSAGE, encoded)]
         )
         size = sum(len(p.data) for p in parts)
-        sockets = server.eio.sockets
+        sockets, allow = server.eio.sockets, server.ledger.allow
         for _, eio_sid in recipients:
-            if not server.within_budget(eio_sid, size):
+            if not allow(eio_sid, size):  # server.within_budget, a call less per recipient
+                server.over_budget(eio_sid, size)
                 continue
             sock = sockets.get(eio_sid)
             for part in parts:
