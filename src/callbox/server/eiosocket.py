@@ -134,6 +134,7 @@ class Socket(AsyncSocket):  # type: ignore[misc]
         is too large, or none came within the deadline (then the socket ends)."""
         limit = self.server.max_http_buffer_size
         receive = ws._sock.receive  # aiohttp's, as engine.io's ``wait`` reads it
+        trigger, run_async = self.server._trigger_event, self.server.async_handlers
         while True:
             try:
                 data = (await self._timed(receive(), task)).data
@@ -142,7 +143,11 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             if not isinstance(data, str | bytes) or len(data) > limit:
                 return  # closed (engine.io's wait raises OSError then), or too large
             try:
-                await self.receive(eio_packet.Packet(encoded_packet=data))
+                if data[:1] == "4" and data[1:2].isdigit():  # a socket.io packet, as text
+                    # what engine.io's receive does with it, without its packet object
+                    await trigger("message", self.sid, data[1:], run_async=run_async)
+                else:
+                    await self.receive(eio_packet.Packet(encoded_packet=data))
             except eio_exceptions.UnknownPacketError:
                 pass
             except eio_exceptions.SocketIsClosedError:

@@ -288,7 +288,10 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         for part in encoded if isinstance(encoded, list) else [encoded]:
             if not self.within_budget(eio_sid, len(part)):
                 return
-            await self.eio.send(eio_sid, part)
+            out = eio_packet.Packet(eio_packet.MESSAGE, part)
+            sock = self.eio.sockets.get(eio_sid)
+            if not (isinstance(sock, Socket) and sock.put_now(out)):
+                await self.eio.send_packet(eio_sid, out)  # engine.io's send, as before
 
     def _pipe(self, eio_sid: str) -> _Pipe | None:
         pipe = self._pipes.get(eio_sid)
