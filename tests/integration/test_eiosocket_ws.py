@@ -207,3 +207,21 @@ async def test_a_client_slow_to_read_gets_the_rest_through_aiohttps_flow_control
     # them (it waits for the transport to drain)
     assert (4, True) in spy.calls
     assert any(not went for _, went in spy.calls)
+
+
+async def test_socketio_packets_and_other_messages_arrive_alike(engine: Engine) -> None:
+    """A message that carries a socket.io packet ("4" then its type digit) is handed to the
+    message event directly; any other goes through engine.io's packet and receive: both
+    arrive as engine.io would hand them, in order."""
+    sent = ['2["newOffer",{"sdp":"v=0"}]', "hello", '21["x"]', '{"a":1}', "", "٣"]
+    async with aiohttp.ClientSession() as session:
+        ws, sid = await open_websocket(session, engine)
+        for text in sent:
+            await ws.send_str("4" + text)
+        await ws.send_str("4done")
+        got: list[tuple[str, Any]] = []
+        while not got or got[-1] != (sid, "done"):
+            got.append(await asyncio.wait_for(engine.received.get(), 10))
+    # engine.io decodes a payload that is JSON and not a number ('{"a":1}' -> a dict)
+    expected: list[Any] = [*sent[:3], {"a": 1}, *sent[4:], "done"]
+    assert got == [(sid, e) for e in expected]
