@@ -1,4 +1,4 @@
-"""callbox's engine.io server (server/sio.py's ``_EngineServer``) in this process.
+"""callbox's engine.io server (server/engine.py's ``EngineServer``) in this process.
 
 Pings from timers (server/pings.py), with short intervals: they come at the interval, each
 after the client's pong, no task sleeps per socket, and a client that stops answering is
@@ -18,7 +18,7 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
-from callbox.server.sio import _EngineServer
+from callbox.server.engine import EngineServer
 from tests.aiohttp_site import serve
 
 INTERVAL = 0.3
@@ -26,8 +26,8 @@ TIMEOUT = 0.5
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[tuple[_EngineServer, str]]:
-    server = _EngineServer(async_mode="aiohttp", ping_interval=INTERVAL, ping_timeout=TIMEOUT)
+async def engine() -> AsyncIterator[tuple[EngineServer, str]]:
+    server = EngineServer(async_mode="aiohttp", ping_interval=INTERVAL, ping_timeout=TIMEOUT)
     app = web.Application()
     server.attach(app)
     runner, base = await serve(app)
@@ -49,7 +49,7 @@ def _ping_tasks() -> list[asyncio.Task[object]]:
 
 
 async def test_pings_come_at_the_interval_after_each_pong_from_a_timer(
-    engine: tuple[_EngineServer, str],
+    engine: tuple[EngineServer, str],
 ) -> None:
     server, url = engine
     async with aiohttp.ClientSession() as http, http.ws_connect(_ws(url)) as ws:
@@ -71,7 +71,7 @@ async def test_pings_come_at_the_interval_after_each_pong_from_a_timer(
 
 
 async def test_a_client_that_stops_answering_pings_is_dropped(
-    engine: tuple[_EngineServer, str],
+    engine: tuple[EngineServer, str],
 ) -> None:
     server, url = engine
     async with aiohttp.ClientSession() as http, http.ws_connect(_ws(url)) as ws:
@@ -87,7 +87,7 @@ async def test_a_client_that_stops_answering_pings_is_dropped(
 
 
 async def test_other_background_tasks_still_run_as_tasks() -> None:
-    server = _EngineServer(async_mode="aiohttp")
+    server = EngineServer(async_mode="aiohttp")
     ran: list[int] = []
 
     async def work(n: int) -> None:
@@ -100,7 +100,7 @@ async def test_other_background_tasks_still_run_as_tasks() -> None:
 
 
 async def test_an_upgrade_remembers_its_websocket_and_says_so(
-    engine: tuple[_EngineServer, str],
+    engine: tuple[EngineServer, str],
 ) -> None:
     server, url = engine
     upgraded: list[str] = []
@@ -123,7 +123,7 @@ async def test_an_upgrade_remembers_its_websocket_and_says_so(
 
 
 async def test_sockets_waiting_together_are_each_pinged_once_and_closed_ones_skipped() -> None:
-    server = _EngineServer(async_mode="aiohttp", ping_interval=INTERVAL)
+    server = EngineServer(async_mode="aiohttp", ping_interval=INTERVAL)
     socks = [AsyncSocket(server, f"s{n}") for n in range(4)]
     socks[1].closed = True  # closed or closing while it waits: no ping
     for n, sock in enumerate(socks):

@@ -9,8 +9,8 @@ import pytest
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
+from callbox.server.engine import EngineServer
 from callbox.server.outqueue import OutQueue
-from callbox.server.sio import _EngineServer
 
 
 def _message(text: str) -> eio_packet.Packet:
@@ -18,7 +18,7 @@ def _message(text: str) -> eio_packet.Packet:
 
 
 async def test_engineio_sockets_get_one_and_poll_in_order() -> None:
-    server = _EngineServer(async_mode="aiohttp")
+    server = EngineServer(async_mode="aiohttp")
     sock = AsyncSocket(server, "sid")
     assert isinstance(sock.queue, OutQueue)
     for text in ("a", "b", "c"):
@@ -29,7 +29,7 @@ async def test_engineio_sockets_get_one_and_poll_in_order() -> None:
 
 
 async def test_a_waiting_poll_gets_what_is_put_then_the_rest() -> None:
-    sock = AsyncSocket(_EngineServer(async_mode="aiohttp"), "sid")
+    sock = AsyncSocket(EngineServer(async_mode="aiohttp"), "sid")
     poll = asyncio.ensure_future(sock.poll())
     await asyncio.sleep(0)
     assert not poll.done()
@@ -40,7 +40,7 @@ async def test_a_waiting_poll_gets_what_is_put_then_the_rest() -> None:
 
 async def test_none_ends_the_poll_and_stays_for_the_next() -> None:
     # engine.io's writer stops on None; poll() puts it back for whoever polls next
-    sock = AsyncSocket(_EngineServer(async_mode="aiohttp"), "sid")
+    sock = AsyncSocket(EngineServer(async_mode="aiohttp"), "sid")
     await sock.queue.put(_message("last"))
     await sock.queue.put(None)
     assert [p.data for p in await sock.poll()] == ["last"]
@@ -85,4 +85,4 @@ async def test_join_waits_for_every_item_to_be_done() -> None:
 
 async def test_engineio_never_asks_for_a_bounded_queue() -> None:
     with pytest.raises(TypeError, match="no arguments"):
-        _EngineServer(async_mode="aiohttp").create_queue(10)
+        EngineServer(async_mode="aiohttp").create_queue(10)

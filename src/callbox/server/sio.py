@@ -1,5 +1,7 @@
-"""callbox's python-socketio server: the one module that reaches into python-socketio's and
-python-engineio's internals (pinned below their next major versions), each reach explained.
+"""callbox's python-socketio server: with its engine.io server (server/engine.py), its client
+manager (server/manager.py) and engine.io's sockets (server/eiosocket.py), the one place that
+reaches into python-socketio's and python-engineio's internals (pinned below their next major
+versions), each reach explained.
 tests/integration/test_hardening*.py and test_fuzz.py pin down what is relied on.
 
 What it adds, and where python-socketio offers no public hook for it:
@@ -15,8 +17,11 @@ What it adds, and where python-socketio offers no public hook for it:
   the engine.io handshake (``_handle_eio_connect`` / ``_handle_eio_disconnect``);
 - a send budget: a socket whose unsent data (engine.io's queue plus the transport's write
   buffer) would pass its budget is disconnected (``_send_packet`` for acks; the manager for
-  events); :class:`CallboxManager` also emits to each recipient without a task per
-  recipient (python-socketio's manager makes one), the packet encoded once per broadcast.
+  events); :class:`~callbox.server.manager.CallboxManager` also emits to each recipient
+  without a task per recipient (python-socketio's manager makes one), the packet encoded
+  once per broadcast;
+- a message reaches its handler without the per-message closures and coroutine checks of
+  python-socketio's and python-engineio's ``_trigger_event`` (each kept for other events);
 - engine.io's sockets wait for what to send without a task and a timer per packet
   (``eiosocket.py``, given its class here, at the connect event);
 - closing a socket at the transport level, without socket.io's DISCONNECT packet (after
@@ -32,22 +37,20 @@ import inspect
 import logging
 import struct
 import termios
-import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import engineio
 import socketio
-from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from callbox.server import frames
 from callbox.server.eiosocket import Socket, adopt
+from callbox.server.engine import EngineServer
 from callbox.server.ledger import Ledger
+from callbox.server.manager import CallboxManager
 from callbox.server.outqueue import OutQueue
-from callbox.server.pings import Pings
 
 log = logging.getLogger(__name__)
 
@@ -87,63 +90,6 @@ class Budget:
     address_bytes: int = 8 * 1024 * 1024
 
 
-class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
-    """Remembers, per engine.io session, the aiohttp request of its websocket (an upgrade
-    comes on a new HTTP connection, whose transport the send budget must read). Each
-    socket's queue is an :class:`~callbox.server.outqueue.OutQueue` and its ping timer a
-    timer (:class:`~callbox.server.pings.Pings`): lighter for idle connections."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.websocket_requests: dict[str, Any] = {}
-        #: called with a socket's sid when its websocket (an upgrade) arrives
-        self.upgraded: Callable[[str], None] = lambda sid: None
-        self.pings = Pings()
-
-    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        """A message goes to its handler (python-socketio's, a coroutine) as engine.io would
-        run it inline, without engine.io's closure and coroutine check per message; every
-        other event, and handlers run as tasks, go through engine.io's own."""
-        handler = self.handlers.get(event) if event == "message" else None
-        if handler is None or kwargs.get("run_async"):
-            return await super()._trigger_event(event, *args, **kwargs)
-        try:
-            return await handler(*args)
-        except asyncio.CancelledError:
-            return None
-        except Exception:  # as engine.io: logged, the socket goes on
-            self.logger.exception("message async handler error")
-            return None
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> OutQueue:
-        if args or kwargs:  # engine.io makes its sockets' queues without arguments
-            raise TypeError(f"OutQueue takes no arguments, got {args!r} {kwargs!r}")
-        return OutQueue()
-
-    def start_background_task(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs and self.pings.start(target):
-            return None
-        return super().start_background_task(target, *args, **kwargs)
-
-    def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
-        super().attach(app, engineio_path)
-        # a signal, not a wrapper around handle_request: a wrapper's frame would live as long
-        # as each websocket does (~0.5 KB per idle connection)
-        app.on_response_prepare.append(self._websocket_prepared)
-
-    async def _websocket_prepared(self, request: Any, response: Any) -> None:
-        """An upgrade's websocket is about to answer 101: its socket's transport changes."""
-        if not isinstance(response, WebSocketResponse):
-            return
-        query = request.query_string or ""
-        if "sid=" not in query:  # a new engine.io session, straight on a websocket
-            return
-        sid = urllib.parse.parse_qs(query).get("sid", [""])[0]
-        if sid in self.sockets:
-            self.websocket_requests[sid] = request
-            self.upgraded(sid)
-
-
 class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(
         self,
@@ -173,7 +119,7 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         )
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
-        return _EngineServer
+        return EngineServer
 
     def _forget_pipe(self, eio_sid: str) -> None:
         self._pipes.pop(eio_sid, None)
@@ -452,63 +398,3 @@ def _kernel_queue(sock: Any) -> int:
     except OSError:
         return 0
     return int(struct.unpack("i", raw)[0])
-
-
-class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
-    """Emits to every recipient in turn, without a task per recipient, the packet encoded
-    once per emit; each send is checked against the recipient's budget."""
-
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str,
-        room: Any = None,
-        skip_sid: Any = None,
-        callback: Callable[..., Any] | None = None,
-        to: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        if callback is not None:  # acks from clients are never asked for by callbox
-            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
-            return
-        room = to or room
-        if namespace not in self.rooms:
-            return
-        if isinstance(data, tuple):
-            args = list(data)
-        elif data is not None:
-            args = [data]
-        else:
-            args = []
-        server: CallboxSocketServer = self.server
-        direct = self.eio_sid_from_sid(room, namespace) if isinstance(room, str) else None
-        if direct is not None:  # one socket (its own room): no copy of the room's table
-            recipients = [(room, direct)] if room != skip_sid else []
-        else:
-            recipients = [
-                (sid, eio_sid)
-                for sid, eio_sid in self.get_participants(namespace, room)
-                if sid != skip_sid
-            ]
-        pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
-        encoded = pkt.encode()
-        # one packet object for every recipient: its websocket frame is made once
-        make = frames.Shared if len(recipients) > 1 else eio_packet.Packet
-        parts = (
-            [make(eio_packet.MESSAGE, p) for p in encoded]
-            if isinstance(encoded, list)
-            else [make(eio_packet.MESSAGE, encoded)]
-        )
-        size = sum(len(p.data) for p in parts)
-        sockets, allow = server.eio.sockets, server.ledger.allow
-        for _, eio_sid in recipients:
-            if not allow(eio_sid, size):  # server.within_budget, a call less per recipient
-                server.over_budget(eio_sid, size)
-                continue
-            sock = sockets.get(eio_sid)
-            for part in parts:
-                # queued at once where it may be; else engine.io's send (a closed socket, a
-                # ping out)
-                if not (isinstance(sock, Socket) and sock.put_now(part)):
-                    await server.eio.send_packet(eio_sid, part)
