@@ -1,6 +1,6 @@
 """The queue of packets waiting to be written to one engine.io socket, lighter than the
 ``asyncio.Queue`` engine.io makes by default (its ``create_queue``, overridden in
-server/sio.py).
+server/engine.py).
 
 An idle connection keeps its queue empty, with engine.io's writer waiting in ``get()``
 (``asyncio.wait_for(queue.get(), ping_interval + ping_timeout)``). ``asyncio.Queue`` holds

@@ -7,7 +7,7 @@ socket._send_ping)``) that sleeps one ping interval (25 s), then marks the ping'
 that sleep: a task, its coroutine frame, the sleep's future and a context, ~1 KB per socket
 (tracemalloc on 2,000 idle connections: bench/README.md, "idle"). engine.io offers no hook
 for the ping itself, only ``start_background_task``, which it also uses for other work;
-:meth:`Pings.start` is called from there (server/sio.py) and takes over only
+:meth:`Pings.start` is called from there (server/engine.py) and takes over only
 ``_send_ping`` and does the same thing when its interval is over: same interval, same
 packet, same ``last_ping``, the same check that the socket is still open.
 
