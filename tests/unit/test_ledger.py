@@ -42,3 +42,24 @@ def test_fits_counts_nothing_and_unknown_sockets_always_fit() -> None:
     ledger.remove("a")
     ledger.remove("a")
     assert ledger.fits("a", 10_000)
+
+
+def test_allow_each_counts_as_allow_does_one_by_one() -> None:
+    def run(each: bool) -> tuple[list[str], dict[str, int]]:
+        real = {"a": 95, "b": 30, "c": 0, "d": 0}  # b has not taken its 30 yet
+        ledger = Ledger(100, 150, lambda key: real[key])
+        for key in ("a", "b", "c"):
+            ledger.add(key, "ip")
+        ledger.add("d", "other")
+        keys = ["a", "b", "c", "d", "unknown"]
+        ledger.allow("a", 95)
+        if each:
+            refused = ledger.allow_each(keys, 30)
+        else:
+            refused = [k for k in keys if not ledger.allow(k, 30)]
+        return refused, {k: ledger.unsent(k) for k in keys}
+
+    # a is over its own budget; c would take the address past 150 (95 + 30 + 30)
+    assert run(each=True) == run(each=False) == (["a", "c"], {
+        "a": 95, "b": 30, "c": 0, "d": 30, "unknown": 0,
+    })  # fmt: skip

@@ -94,6 +94,26 @@ class Ledger:
         self._address_bound[address] = self._address_bound.get(address, 0) + size
         return True
 
+    def allow_each(self, keys: list[str], size: int) -> list[str]:
+        """:meth:`allow` for each of ``keys`` in turn (a broadcast's recipients); the keys it
+        refused. The common case, within both budgets, is counted here in the loop."""
+        refused: list[str] = []
+        entries, on_address = self._entries, self._address_bound
+        socket_budget, address_budget = self.socket_budget, self.address_budget
+        for key in keys:
+            entry = entries.get(key)
+            if entry is None:
+                continue
+            added = entry.added + size
+            address = entry.address
+            total = on_address.get(address, 0) + size
+            if entry.measured + added <= socket_budget and total <= address_budget:
+                entry.added = added
+                on_address[address] = total
+            elif not self.allow(key, size):
+                refused.append(key)
+        return refused
+
     def unsent(self, key: str) -> int:
         """The socket's upper bound now (for tests and logs)."""
         entry = self._entries.get(key)

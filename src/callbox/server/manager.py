@@ -50,10 +50,10 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
         server: CallboxSocketServer = self.server
         direct = self.eio_sid_from_sid(room, namespace) if isinstance(room, str) else None
         if direct is not None:  # one socket (its own room): no copy of the room's table
-            recipients = [(room, direct)] if room != skip_sid else []
+            recipients = [direct] if room != skip_sid else []
         else:
             recipients = [
-                (sid, eio_sid)
+                eio_sid
                 for sid, eio_sid in self.get_participants(namespace, room)
                 if sid != skip_sid
             ]
@@ -67,14 +67,17 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
             else [make(eio_packet.MESSAGE, encoded)]
         )
         size = sum(len(p.data) for p in parts)
-        sockets, allow = server.eio.sockets, server.ledger.allow
-        for _, eio_sid in recipients:
-            if not allow(eio_sid, size):  # server.within_budget, a call less per recipient
-                server.over_budget(eio_sid, size)
+        refused = server.ledger.allow_each(recipients, size)  # counted for all at once
+        for eio_sid in refused:
+            server.over_budget(eio_sid, size)  # disconnected: nothing more is queued to it
+        skip = set(refused)
+        sockets = server.eio.sockets
+        for eio_sid in recipients:
+            if skip and eio_sid in skip:
                 continue
             sock = sockets.get(eio_sid)
             for part in parts:
                 # queued at once where it may be; else engine.io's send (a closed socket, a
-                # ping out)
+                # ping overdue)
                 if not (isinstance(sock, Socket) and sock.put_now(part)):
                     await server.eio.send_packet(eio_sid, part)
