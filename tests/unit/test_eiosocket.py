@@ -18,7 +18,7 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
-from callbox.server.eiosocket import Socket, adopt
+from callbox.server.eiosocket import Socket, adopt, put_each
 from callbox.server.outqueue import OutQueue
 from callbox.server.sio import Budget, CallboxSocketServer
 
@@ -257,3 +257,18 @@ async def test_put_now_queues_only_what_send_would_queue_without_waiting() -> No
     sock.last_ping = None
     await sock.close(wait=False, abort=True)
     assert not sock.put_now(message("c")) and sock.queue.empty()
+
+
+async def test_put_each_queues_to_the_sockets_put_now_would_and_names_the_others() -> None:
+    open_, pinged, overdue, closed = (make_socket(s) for s in ("s1", "s2", "s3", "s4"))
+    pinged.last_ping = time.time()  # a ping out, not yet overdue: queued
+    overdue.last_ping = time.time() - 10  # its pong is overdue: send must close it
+    await closed.close(wait=False, abort=True)
+    sockets: dict[str, Any] = {s.sid: s for s in (open_, pinged, overdue, closed)}
+    sockets["plain"] = AsyncSocket(open_.server, "plain")  # not adopted: engine.io's send
+    parts = [message("a"), message("b")]
+    sids = ["s1", "s2", "s3", "s4", "plain", "gone"]
+    assert put_each(sockets, sids, parts) == ["s3", "s4", "plain", "gone"]
+    for sock in (open_, pinged):
+        assert [p.data for p in await sock.poll()] == ["a", "b"]
+    assert overdue.queue.empty() and closed.queue.empty()

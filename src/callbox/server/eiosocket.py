@@ -242,6 +242,27 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             self._watchdog = None
 
 
+def put_each(sockets: dict[str, Any], sids: list[str], parts: list[Any]) -> list[str]:
+    """:meth:`Socket.put_now` of ``parts`` for each socket of ``sids`` (a broadcast's
+    recipients), in one loop; the sids whose socket did not take them (not a
+    :class:`Socket`, gone, closed, or its pong overdue): :meth:`Socket.send` them."""
+    refused: list[str] = []
+    now = time.time()
+    for sid in sids:
+        sock = sockets.get(sid)
+        if sock.__class__ is not Socket or sock.closed:
+            refused.append(sid)
+            continue
+        last_ping = sock.last_ping
+        if last_ping and now - last_ping > sock.server.ping_timeout:
+            refused.append(sid)
+            continue
+        put = sock.queue.put_nowait
+        for part in parts:
+            put(part)
+    return refused
+
+
 def adopt(sock: Any) -> None:
     """Give an engine.io socket :class:`Socket`'s waits (it has no state of its own until it
     first waits)."""

@@ -14,7 +14,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from callbox.server import frames
-from callbox.server.eiosocket import Socket
+from callbox.server.eiosocket import put_each
 
 if TYPE_CHECKING:
     from callbox.server.sio import CallboxSocketServer
@@ -70,14 +70,10 @@ class CallboxManager(socketio.AsyncManager):  # type: ignore[misc]
         refused = server.ledger.allow_each(recipients, size)  # counted for all at once
         for eio_sid in refused:
             server.over_budget(eio_sid, size)  # disconnected: nothing more is queued to it
-        skip = set(refused)
-        sockets = server.eio.sockets
-        for eio_sid in recipients:
-            if skip and eio_sid in skip:
-                continue
-            sock = sockets.get(eio_sid)
+        if refused:
+            skip = set(refused)
+            recipients = [eio_sid for eio_sid in recipients if eio_sid not in skip]
+        # queued at once where each may be; else engine.io's send (closed, a pong overdue)
+        for eio_sid in put_each(server.eio.sockets, recipients, parts):
             for part in parts:
-                # queued at once where it may be; else engine.io's send (a closed socket, a
-                # ping overdue)
-                if not (isinstance(sock, Socket) and sock.put_now(part)):
-                    await server.eio.send_packet(eio_sid, part)
+                await server.eio.send_packet(eio_sid, part)
