@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -74,6 +75,25 @@ async def test_binary_attachments_are_refused_at_the_header(
     report(f"binary attachments ({sent} MB sent before the close)", before, during, after)
     assert metric(server, DROPPED, 'why="binary"') == 2
     assert during - before < BUDGET
+
+
+@BACKEND_FREE
+async def test_events_before_the_connect_or_to_another_namespace_go_nowhere(
+    server: RunningServer, attackers: list[Raw]
+) -> None:
+    raw = await Raw(server).open()
+    attackers.append(raw)
+    offer = json.dumps(OFFER)
+    await raw.send(f'421["newOffer",{offer}]')  # no socket.io session yet
+    assert (await raw.connect()).startswith("0{")
+    await raw.send(f'42/elsewhere,2["newOffer",{offer}]')  # a namespace it never joined
+    await raw.send(f'423["newOffer",{offer}]')
+    packets = [await raw.packet()]
+    while not packets[-1].startswith("3"):  # events (welcome, offers) until the first ack
+        packets.append(await raw.packet())
+    assert packets[-1].startswith('33[{"offerId":'), packets  # #3's: #1 and #2 went nowhere
+    assert metric(server, "callbox_events_total", 'event="newOffer"') == 1
+    await honest_call(server)
 
 
 async def _pair(clients: Clients, n: int) -> tuple[Client, Client]:

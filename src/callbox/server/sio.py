@@ -65,6 +65,7 @@ RESERVED = "\x00reserved"  # internal event the server re-routes reserved names 
 # the catch-all handler without the event name.
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*", RESERVED})
 _BINARY_TYPES = (str(sio_packet.BINARY_EVENT), str(sio_packet.BINARY_ACK))
+_EVENT = str(sio_packet.EVENT)
 
 
 class Guard(Protocol):
@@ -191,7 +192,14 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 return
         token = packet_bytes.set(len(data))
         try:
-            await super()._handle_eio_message(eio_sid, data)
+            if (
+                data[:1] == _EVENT
+                and not self.async_handlers
+                and eio_sid not in self._binary_packet
+            ):
+                await self._event(eio_sid, self.packet_class(encoded_packet=data))
+            else:
+                await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             self.guard.refused(eio_sid, "malformed", f"{type(e).__name__}: {str(e)[:80]}")
             await self.kill(eio_sid)
@@ -215,15 +223,38 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         except asyncio.CancelledError:
             return None
 
+    async def _event(self, eio_sid: str, pkt: Any) -> None:
+        """An EVENT packet, as python-socketio's ``_handle_event`` hands it on with its
+        handlers inline (``async_handlers`` off), without its log call: one coroutine less
+        per message."""
+        namespace = pkt.namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if not self.manager.is_connected(sid, namespace):
+            self.logger.warning("%s is not connected to namespace %s", sid, namespace)
+            return
+        await self._handle_event_internal(self, sid, eio_sid, pkt.data, namespace, pkt.id)
+
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
     ) -> None:
+        """python-socketio's (the handler's result is the ack), knowing whether the client
+        asked for an ack (``wants_ack``), and with reserved event names re-routed."""
         token = wants_ack.set(id is not None)
         if not data or not isinstance(data[0], str) or data[0] in RESERVED_EVENTS:
             name = data[0] if data and isinstance(data[0], str) else "?"
             data = [RESERVED, name, *data[1:]]
         try:
-            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+            result = await server._trigger_event(data[0], namespace, sid, *data[1:])
+            if result != self.not_handled and id is not None:
+                args = (
+                    []
+                    if result is None
+                    else list(result)
+                    if isinstance(result, tuple)
+                    else [result]
+                )
+                ack = self.packet_class(sio_packet.ACK, namespace=namespace, id=id, data=args)
+                await server._send_packet(eio_sid, ack)
         finally:
             wants_ack.reset(token)
 
