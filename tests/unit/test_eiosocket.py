@@ -245,21 +245,7 @@ async def test_an_idle_socket_keeps_neither_its_last_packet_nor_its_last_message
     await handler
 
 
-async def test_put_now_queues_only_what_send_would_queue_without_waiting() -> None:
-    sock = make_socket()
-    assert sock.put_now(message("a"))
-    assert [p.data for p in await sock.poll()] == ["a"]
-    sock.last_ping = time.time()  # a ping out, not yet overdue: queued
-    assert sock.put_now(message("b"))
-    assert [p.data for p in await sock.poll()] == ["b"]
-    sock.last_ping = time.time() - 10  # its pong is overdue: send closes the socket
-    assert not sock.put_now(message("x")) and sock.queue.empty() and not sock.closed
-    sock.last_ping = None
-    await sock.close(wait=False, abort=True)
-    assert not sock.put_now(message("c")) and sock.queue.empty()
-
-
-async def test_put_each_queues_to_the_sockets_put_now_would_and_names_the_others() -> None:
+async def test_put_each_queues_where_send_would_at_once_and_names_the_others() -> None:
     open_, pinged, overdue, closed = (make_socket(s) for s in ("s1", "s2", "s3", "s4"))
     pinged.last_ping = time.time()  # a ping out, not yet overdue: queued
     overdue.last_ping = time.time() - 10  # its pong is overdue: send must close it

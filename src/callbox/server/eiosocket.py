@@ -101,16 +101,6 @@ class Socket(AsyncSocket):  # type: ignore[misc]
             return
         self.queue.put_nowait(pkt)  # engine.io's queue is unbounded: put never waits
 
-    def put_now(self, pkt: Any) -> bool:
-        """Queue a packet if :meth:`send` would without waiting (open, no ping overdue);
-        False, and nothing queued, if not: then :meth:`send` it (it raises, or closes the
-        socket). A broadcast's loop calls this per recipient (no coroutine each)."""
-        last_ping = self.last_ping
-        if self.closed or (last_ping and time.time() - last_ping > self.server.ping_timeout):
-            return False
-        self.queue.put_nowait(pkt)
-        return True
-
     async def close(self, *args: Any, **kwargs: Any) -> None:
         await super().close(*args, **kwargs)
         if not self._waits:  # else the watchdog goes on until they end
@@ -243,9 +233,10 @@ class Socket(AsyncSocket):  # type: ignore[misc]
 
 
 def put_each(sockets: dict[str, Any], sids: list[str], parts: list[Any]) -> list[str]:
-    """:meth:`Socket.put_now` of ``parts`` for each socket of ``sids`` (a broadcast's
-    recipients), in one loop; the sids whose socket did not take them (not a
-    :class:`Socket`, gone, closed, or its pong overdue): :meth:`Socket.send` them."""
+    """Queue ``parts`` to each socket of ``sids`` (a broadcast's recipients, or one ack)
+    where :meth:`Socket.send` would queue them without waiting, in one loop, no coroutine
+    each; the sids whose socket did not take them (not a :class:`Socket`, gone, closed, or
+    its pong overdue): :meth:`Socket.send` them (it raises, or closes the socket)."""
     refused: list[str] = []
     now = time.time()
     for sid in sids:

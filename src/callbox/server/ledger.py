@@ -71,28 +71,7 @@ class Ledger:
     def allow(self, key: str, size: int) -> bool:
         """Whether ``size`` more bytes may go to socket ``key`` (they are then counted);
         False when the socket, or its address, would pass its budget even measured afresh."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return True
-        address = entry.address
-        added = entry.added + size
-        on_address = self._address_bound.get(address, 0) + size
-        if entry.measured + added <= self.socket_budget and on_address <= self.address_budget:
-            entry.added = added  # within both: the common case, counted at once
-            self._address_bound[address] = on_address
-            return True
-        if entry.bound + size > self.socket_budget:
-            self._remeasure(entry, key)
-            if entry.bound + size > self.socket_budget:
-                return False
-        if self._address_bound.get(address, 0) + size > self.address_budget:
-            for other in self._by_address.get(address, ()):
-                self._remeasure(self._entries[other], other)
-            if self._address_bound.get(address, 0) + size > self.address_budget:
-                return False
-        entry.added += size
-        self._address_bound[address] = self._address_bound.get(address, 0) + size
-        return True
+        return not self.allow_each([key], size)
 
     def allow_each(self, keys: list[str], size: int) -> list[str]:
         """:meth:`allow` for each of ``keys`` in turn (a broadcast's recipients); the keys it
@@ -110,9 +89,25 @@ class Ledger:
             if entry.measured + added <= socket_budget and total <= address_budget:
                 entry.added = added
                 on_address[address] = total
-            elif not self.allow(key, size):
+            elif not self._allow_measured(entry, key, size):
                 refused.append(key)
         return refused
+
+    def _allow_measured(self, entry: _Entry, key: str, size: int) -> bool:
+        """:meth:`allow` past an upper bound: the socket (or its address) measured afresh."""
+        address = entry.address
+        if entry.bound + size > self.socket_budget:
+            self._remeasure(entry, key)
+            if entry.bound + size > self.socket_budget:
+                return False
+        if self._address_bound.get(address, 0) + size > self.address_budget:
+            for other in self._by_address.get(address, ()):
+                self._remeasure(self._entries[other], other)
+            if self._address_bound.get(address, 0) + size > self.address_budget:
+                return False
+        entry.added += size
+        self._address_bound[address] = self._address_bound.get(address, 0) + size
+        return True
 
     def unsent(self, key: str) -> int:
         """The socket's upper bound now (for tests and logs)."""

@@ -45,6 +45,10 @@ class Tally:
         self.counts: dict[str, int] = {}
         registry.register(self)
 
+    def add(self, value: str) -> None:
+        counts = self.counts
+        counts[value] = counts.get(value, 0) + 1
+
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
         for value, count in list(self.counts.items()):
@@ -132,12 +136,10 @@ class Metrics:
         )
 
     def event(self, name: str) -> None:
-        counts = self.events.counts
-        counts[name] = counts.get(name, 0) + 1
+        self.events.add(name)
 
     def delivered(self, name: str) -> None:
-        counts = self.relayed.counts
-        counts[name] = counts.get(name, 0) + 1
+        self.relayed.add(name)
 
     def error(self, code: str) -> None:
         self.errors.labels(code=str(code)).inc()

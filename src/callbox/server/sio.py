@@ -46,7 +46,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from callbox.server.eiosocket import Socket, adopt
+from callbox.server.eiosocket import adopt, put_each
 from callbox.server.engine import EngineServer
 from callbox.server.ledger import Ledger
 from callbox.server.manager import CallboxManager
@@ -266,9 +266,8 @@ class CallboxSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             if not self.within_budget(eio_sid, len(part)):
                 return
             out = eio_packet.Packet(eio_packet.MESSAGE, part)
-            sock = self.eio.sockets.get(eio_sid)
-            if not (isinstance(sock, Socket) and sock.put_now(out)):
-                await self.eio.send_packet(eio_sid, out)  # engine.io's send, as before
+            if put_each(self.eio.sockets, [eio_sid], [out]):  # not queued: engine.io's send
+                await self.eio.send_packet(eio_sid, out)
 
     def _pipe(self, eio_sid: str) -> _Pipe | None:
         pipe = self._pipes.get(eio_sid)
