@@ -71,12 +71,12 @@ def _build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--cert-file", type=Path, help="output certificate (default data dir)")
             sub.add_argument("--key-file", type=Path, help="output key (default data dir)")
 
-    from callbox.peer import command as peer_command
+    from callbox.peer import arguments as peer_arguments
 
     call = commands.add_parser("call", help="place a call from Python (aiortc)")
-    peer_command.add_call_arguments(call)
+    peer_arguments.add_call_arguments(call)
     answer = commands.add_parser("answer", help="answer a waiting call from Python (aiortc)")
-    peer_command.add_answer_arguments(answer)
+    peer_arguments.add_answer_arguments(answer)
 
     from callbox.netcheck import command as check_command
 
