@@ -149,13 +149,17 @@ async def test_look_alike_names_cannot_share_a_room() -> None:
 
 
 async def test_a_room_full_of_one_name_is_busy() -> None:
+    # 40, not the default 1000: each join tries the names in turn, so filling a room costs
+    # the square of the limit (1000 took 7.5 s alone and 99 s in a busy suite)
     store = MemoryStore()
-    board = BySid(Switchboard(store))
-    for n in range(1000):
-        await board.join(f"s{n}", Auth("sam", None, "lobby"))
+    board = BySid(Switchboard(store, limits=Limits(max_same_name=40)))
+    joined = [await board.join(f"s{n}", Auth("sam", None, "lobby")) for n in range(40)]
+    assert [s.user_name for s, _ in joined] == ["sam", *(f"sam-{n}" for n in range(2, 41))]
     with pytest.raises(SignalingError) as info:
         await board.join("one-more", Auth("sam", None, "lobby"))
     assert info.value.code == ErrorCode.BUSY
+    await board.join("other", Auth("samuel", None, "lobby"))  # only that name is full
+    assert Limits().max_same_name == 1000
 
 
 async def test_ending_an_offer_twice_delivers_nothing_the_second_time() -> None:

@@ -74,6 +74,9 @@ class Limits:
     #: characters of the waiting offers of one room (SDP and buffered candidates): what a
     #: newcomer's ``availableOffers`` can weigh
     max_room_offer_bytes: int = 2 * 1024 * 1024
+    #: sessions of one room under one name ("sam", "sam-2", ... "sam-1000"): then ``busy``.
+    #: Each join tries the names in turn, so the last one costs this many store steps.
+    max_same_name: int = 1000
 
 
 DEFAULT_LIMITS = Limits()

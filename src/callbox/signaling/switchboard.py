@@ -36,8 +36,6 @@ from callbox.signaling.store import Store
 
 log = logging.getLogger(__name__)
 
-_MAX_NAME_SUFFIX = 1000
-
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -92,7 +90,7 @@ class Switchboard:
         """Register a connected client; returns its session (name made unique in the room)
         and the room's waiting offers as OfferViews."""
         base = auth.user_name or f"guest-{secrets.token_hex(2)}"
-        for n in range(1, _MAX_NAME_SUFFIX + 1):
+        for n in range(1, self.limits.max_same_name + 1):
             name = base if n == 1 else f"{base}-{n}"
             session = Session(sid=sid, user_name=name, room=auth.room, identity=auth.identity)
             if await self.store.add_session(session):
