@@ -65,6 +65,17 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
+@pytest.fixture(autouse=True)
+def no_page_left_open(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, the shared Chromium holds no page: one left in a call keeps encoding
+    and decoding video for the rest of the run, on a machine the other tests share."""
+    yield
+    if "browser" in request.fixturenames:
+        browser: Browser = request.getfixturevalue("browser")
+        left = [page.url for context in browser.contexts for page in context.pages]
+        assert not browser.contexts, f"a test left pages open: {left}"
+
+
 @pytest.fixture
 def trusting_browser(
     playwright: Playwright, callbox_server: Any, tmp_path: Path
@@ -152,9 +163,14 @@ def make_people(
             load(who, server or default_server, room or default_room)
         return who
 
-    yield person
-    for context in contexts:
-        context.close()
+    # finally: a caller that stops early (``close()``, or a test that raised out of a ``for``
+    # over this generator) still closes the pages. Without it test_nodes' two pages stayed in
+    # their call, encoding and decoding video, for the rest of the worker's run (~0.5 core).
+    try:
+        yield person
+    finally:
+        for context in contexts:
+            context.close()
 
 
 @pytest.fixture
