@@ -4,7 +4,6 @@ chat, hang-up; what is ignored) and renegotiations from either side, over the se
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -20,7 +19,7 @@ from callbox.peer.signaling_client import SignalingClient
 from callbox.signaling.model import Description
 from tests.conftest import RunningServer
 from tests.integration.test_peer import loopback_ice  # noqa: F401 - autouse fixture
-from tests.integration.test_peer_renegotiate import connected_pair, until
+from tests.integration.test_peer_renegotiate import connected_pair, more_frames, until
 
 WIDTH, HEIGHT = 160, 120
 SHARE = (320, 240)  # the added track's size: unlike the camera's
@@ -178,7 +177,5 @@ async def test_the_caller_declines_an_ice_restart_and_keeps_the_call(
     assert len(declined) == 1 and declined[0].levelno == logging.WARNING
     assert "answered a renegotiation" not in caplog.text
     assert alice.pc.signalingState == "stable"
-    frames = (alice.sink.frames("video"), bob.sink.frames("video"))
-    await asyncio.sleep(1)
-    assert alice.sink.frames("video") > frames[0] and bob.sink.frames("video") > frames[1]
+    await more_frames(alice, bob, by=1)  # polled, not timed: a busy machine may stall media
     assert not alice.ended and not bob.ended
