@@ -18,6 +18,9 @@ expect.set_options(timeout=20_000)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+FAKE_MEDIA = "--use-fake-device-for-media-stream"
+
+#: The benches' flags: the fake camera at its own 30 fps, like a real one.
 CHROMIUM_ARGS = [
     "--disable-gpu",
     "--disable-quic",
@@ -25,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--use-fake-device-for-media-stream",
+    FAKE_MEDIA,
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
     # Without it Chromium never gathers 127.0.0.1 and a loopback-only machine can't connect.
@@ -33,6 +36,19 @@ CHROMIUM_ARGS = [
     # No background look-ups of public hosts; a public STUN URL fails fast.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
+
+# The tests' fake camera and screen make 10 frames a second, not 30: two pages in a call
+# cost 1.07 cores instead of 1.37 (measured here: their encoders, decoders and the
+# compositing of four videos), and the suite runs four workers on two cores. No test
+# depends on the frame rate; the benches keep 30 (CHROMIUM_ARGS).
+TEST_FPS = 10
+
+
+def chromium_args_for_tests(fake: str = "") -> list[str]:
+    """The tests' flags; ``fake``: more options of the fake devices ("device-count=3")."""
+    options = ",".join(o for o in (fake, f"fps={TEST_FPS}") if o)
+    return [f"{FAKE_MEDIA}={options}" if a == FAKE_MEDIA else a for a in CHROMIUM_ARGS]
+
 
 # Records every RTCPeerConnection the page creates, so a test can read getStats() the way
 # chrome://webrtc-internals would. Test-only: the app itself has no globals.
@@ -159,14 +175,11 @@ def assert_connected(who: Person) -> None:
 
 
 def assert_decodes_video(who: Person) -> None:
-    """The remote video has a size and its decoded frame count grows over ~1 s."""
+    """The remote video has a size, frames were decoded, and more of them keep coming."""
     who.page.wait_for_function("() => document.querySelector('#remote-video').videoWidth > 0")
     before = who.stats()
-    assert before is not None
-    who.page.wait_for_timeout(1000)
-    after = who.stats()
-    assert after is not None
-    assert after["framesDecoded"] > before["framesDecoded"] > 0, (before, after)
+    assert before is not None and before["framesDecoded"] > 0, before
+    frames_grow(who, before)
 
 
 def assert_released(who: Person) -> None:
@@ -245,10 +258,16 @@ def remote_size(who: Person) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def frames_grow(who: Person) -> None:
-    """The newest connection's decoded video frames grow over ~1 s."""
-    before = who.stats()
-    who.page.wait_for_timeout(1000)
-    after = who.stats()
-    assert before is not None and after is not None
-    assert after["framesDecoded"] > before["framesDecoded"], (before, after)
+def frames_grow(who: Person, before: dict[str, Any] | None = None) -> None:
+    """The newest connection decodes more video frames than it had (``before``, or now):
+    polled for up to 10 s, not counted over a fixed second that a loaded machine may miss."""
+    start = before or who.stats()
+    assert start is not None
+    after: dict[str, Any] | None = start
+    for _ in range(40):
+        who.page.wait_for_timeout(250)
+        after = who.stats()
+        assert after is not None
+        if after["framesDecoded"] > start["framesDecoded"]:
+            return
+    raise AssertionError(f"no frame decoded in 10 s: {start} then {after}")

@@ -22,13 +22,13 @@ from playwright.sync_api import Browser, BrowserContext, Playwright, WebSocket, 
 
 from .browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     DENY_MEDIA,
     HOLD_MEDIA,
     RECORD_PEERS,
     SWALLOW_PAGEHIDE,
     Person,
     PersonFactory,
+    chromium_args_for_tests,
     load,
 )
 
@@ -51,7 +51,7 @@ def playwright() -> Iterator[Playwright]:
 def launch(playwright: Playwright, env: dict[str, str | float | bool] | None = None) -> Browser:
     return playwright.chromium.launch(
         executable_path=CHROMIUM,
-        args=CHROMIUM_ARGS,
+        args=chromium_args_for_tests(),
         # --no-sandbox: Chromium's sandbox can't run as root in a container.
         chromium_sandbox=False,
         env=env,

@@ -24,9 +24,9 @@ from tests.netns import available as netns_available
 
 from .browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     Person,
     answer_button,
+    chromium_args_for_tests,
     connect_pair,
     load,
     place_call,
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.e2e
 # Chromium blocks look-ups and IP literals other than these (browser.py's reasons)
 NAT_ARGS = [
     arg if not arg.startswith("--host-resolver-rules=") else f"{arg}, EXCLUDE {PUBLIC_IP}"
-    for arg in CHROMIUM_ARGS
+    for arg in chromium_args_for_tests()
 ]
 STUN_PORT = 3479
 TURN_PORT = 3478

@@ -11,12 +11,12 @@ from playwright.sync_api import Browser, Playwright, expect
 
 from .browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     NO_CAMERA,
     PersonFactory,
     answer_button,
     assert_connected,
     assert_decodes_video,
+    chromium_args_for_tests,
     connect_pair,
     frames_grow,
     load,
@@ -79,12 +79,7 @@ def two_camera_browser(playwright: Playwright) -> Iterator[Browser]:
     """A Chromium whose fake capture offers three cameras. They differ in pixel format
     (I420, Y16, MJPEG): the second, a depth camera, gives no frames a video encoder takes,
     so the test switches from the first to the third."""
-    args = [
-        "--use-fake-device-for-media-stream=device-count=3"
-        if a.startswith("--use-fake-device")
-        else a
-        for a in CHROMIUM_ARGS
-    ]
+    args = chromium_args_for_tests("device-count=3")
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, args=args, chromium_sandbox=False
     )
