@@ -78,7 +78,7 @@ def _build_parser() -> argparse.ArgumentParser:
     answer = commands.add_parser("answer", help="answer a waiting call from Python (aiortc)")
     peer_arguments.add_answer_arguments(answer)
 
-    from callbox.netcheck import command as check_command
+    from callbox.netcheck import arguments as check_arguments
 
     check = commands.add_parser(
         "check",
@@ -87,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "of its ICE servers: host, srflx (STUN works), relay (TURN works), or why not. "
         "Exits 1 when TURN is configured but no relay could be allocated.",
     )
-    check_command.add_check_arguments(check)
+    check_arguments.add_check_arguments(check)
     return parser
 
 

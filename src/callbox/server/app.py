@@ -23,7 +23,6 @@ from callbox.server.lifecycle import Hub, Lifecycle
 from callbox.server.metrics import Metrics
 from callbox.server.routing import LocalSessions, Router
 from callbox.server.sio import Budget, CallboxSocketServer
-from callbox.server.stun import stun_service
 from callbox.signaling import Limits, MemoryStore, Store, Switchboard, names
 from callbox.signaling.mailbox import Mailbox, MailboxLimits, MemoryMailbox
 
@@ -197,4 +196,8 @@ def _background(
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
-    app.cleanup_ctx.append(stun_service(hub.settings))  # the built-in STUN server, if --stun-port
+    stun_port = hub.settings.stun_port
+    if stun_port is not None:  # aioice, its codec, is loaded only for it
+        from callbox.server.stun import stun_service
+
+        app.cleanup_ctx.append(stun_service(hub.settings.host, stun_port))

@@ -23,7 +23,6 @@ from typing import cast
 from aiohttp import web
 from aioice import stun
 
-from callbox.config import ServerSettings
 from callbox.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -99,18 +98,13 @@ async def start_stun(host: str, port: int) -> tuple[asyncio.DatagramTransport, S
     return transport, protocol
 
 
-def stun_service(
-    settings: ServerSettings,
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """An aiohttp ``cleanup_ctx`` entry: the STUN server runs while the app does (nothing when
-    ``--stun-port`` is not set)."""
+def stun_service(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp ``cleanup_ctx`` entry: the STUN server (``--stun-port``) runs while the app
+    does."""
 
     async def service(app: web.Application) -> AsyncIterator[None]:
-        if settings.stun_port is None:
-            yield
-            return
-        transport, _ = await start_stun(settings.host, settings.stun_port)
-        log.info("STUN server on udp %s:%d", settings.host, settings.stun_port)
+        transport, _ = await start_stun(host, port)
+        log.info("STUN server on udp %s:%d", host, port)
         try:
             yield
         finally:
