@@ -16,10 +16,13 @@ from .browser import (
     load,
     remote_size,
 )
+from .conftest import VIEWPORT
 
 pytestmark = pytest.mark.e2e
 
-FAKE_SCREEN = (1280, 720)  # Chromium's fake capture; the fake camera is 640x480
+# Chromium's fake screen is the size of the page's window (the viewport); the fake camera
+# is 640x480
+FAKE_SCREEN = (VIEWPORT["width"], VIEWPORT["height"])
 FAKE_CAMERA = (640, 480)
 
 # A fault: while `window.__e2eHold` is set, every description this page sends on the data
