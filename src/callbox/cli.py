@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from callbox.netcheck.command import run_check
 
             return run_check(args)
+        from callbox.peer.usage import check_arguments
+
+        check_arguments(args)  # before the peer's media stack is imported: bad input fails fast
         from callbox.peer import command as peer_command
 
         if args.command == "call":

@@ -95,3 +95,28 @@ def test_the_parser_and_the_server_import_nothing_of_the_python_peer() -> None:
     assert callbox.peer.Call.__name__ == "Call"
     with pytest.raises(AttributeError):
         _ = callbox.peer.NoSuchThing
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["call", "ftp://example.org"], "URL must be http(s)://host[:port]"),
+        (["answer", "https://h:1", "--send", "/no/such/file.mp4"], "--send /no/such/file.mp4"),
+        (["call", "https://h:1", "--say", ""], "--say: a chat line has 1 to 2000"),
+    ],
+)
+def test_a_bad_peer_argument_is_refused_before_the_media_stack_is_imported(
+    argv: list[str], said: str
+) -> None:
+    """One line and exit 2 at once: not after importing aiortc (~0.7 s of CPU), and never
+    a connection attempt."""
+    probe = (
+        "import sys; from callbox.cli import main; code = main(sys.argv[1:]); "
+        "print(code, 'aiortc' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["2", "False"]
+    assert run.stderr.startswith("callbox: error: ") and said in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

@@ -227,7 +227,7 @@ async def check(args: argparse.Namespace, ca: Path | None, out: Callable[[str], 
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from callbox.peer.command import resolve_ca
+    from callbox.peer.usage import resolve_ca
 
     parts = urlsplit(args.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

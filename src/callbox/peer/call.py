@@ -34,7 +34,6 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceTransportPolicy, RT
 from callbox.errors import NegotiationError, PeerError, PeerTimeout
 from callbox.peer.channel import (
     FEATURES,
-    MAX_CHAT_CHARS,
     CallChannel,
     Chat,
     Hangup,
@@ -42,7 +41,6 @@ from callbox.peer.channel import (
     MediaState,
     Message,
     RemoteDescription,
-    chat_length,
 )
 from callbox.peer.channel import RemoteCandidate as ChannelCandidate
 from callbox.peer.errors import RemoteEnded, SignalingLost
@@ -64,6 +62,7 @@ from callbox.peer.media import Sink, Source
 from callbox.peer.negotiation import ICE_RESTART_UNSUPPORTED, Declined, Negotiator, ice_ufrags
 from callbox.peer.signaling_client import SignalingClient
 from callbox.peer.stats import Snapshot, receiving, sending, snapshot
+from callbox.peer.usage import MAX_CHAT_CHARS, chat_length
 from callbox.peer.wire import OfferView, candidates_from_sdp
 from callbox.signaling.model import Candidate, Description
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from aiortc import RTCDataChannel, RTCPeerConnection
 
+from callbox.peer.usage import MAX_CHAT_CHARS, chat_length
 from callbox.peer.wire import ProtocolViolation, parse_candidate, parse_description
 from callbox.signaling.model import Candidate, Description
 
@@ -34,17 +35,11 @@ log = logging.getLogger(__name__)
 LABEL = "callbox"
 CHANNEL_ID = 0
 MAX_MESSAGE_BYTES = 64 * 1024
-MAX_CHAT_CHARS = 2000
 MAX_FIELD_CHARS = 256
 #: the messages this peer acts on (``hello.features``), as the web client names them. It
 #: answers renegotiation offers except ICE restarts (docs/protocol.md, "Python peers and
 #: ICE restart").
 FEATURES = ("hangup", "media", "chat", "renegotiate")
-
-
-def chat_length(text: str) -> int:
-    """Characters as JavaScript counts them (UTF-16 code units), which the limit is in."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,72 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import re
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
 
-from callbox.errors import CallboxError, PeerError
+from callbox.errors import PeerError
 from callbox.peer.call import Call, EndReason, Outcome, Snapshot
-from callbox.peer.channel import MAX_CHAT_CHARS, chat_length
 from callbox.peer.media import Sink, open_source
 from callbox.peer.signaling_client import SignalingClient
-
-_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-class UsageError(CallboxError):
-    """Bad arguments found after parsing (exit code 2)."""
-
-
-def _is_this_machine(host: str) -> bool:
-    if host in _LOCAL_NAMES:
-        return True
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return True
-    except ValueError:
-        return False
-    from callbox.certs import local_addresses
-
-    return host in local_addresses()
-
-
-def resolve_ca(url: str, ca: Path | None) -> Path | None:
-    """``--ca``, else the data dir's CA when the server runs on this machine, else None."""
-    if ca is not None:
-        if not ca.is_file():
-            raise UsageError(f"--ca {ca}: no such file")
-        return ca
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not _is_this_machine(parts.hostname or ""):
-        return None
-    from callbox.certs import default_data_dir
-
-    default = default_data_dir() / "ca.pem"
-    return default if default.is_file() else None
-
-
-def _check(args: argparse.Namespace) -> None:
-    parts = urlsplit(args.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"URL must be http(s)://host[:port], not {args.url!r}")
-    send: str = args.send
-    device = send.startswith(("/dev/", "alsa:")) or "://" in send
-    if send not in ("testsrc", "none") and not device and not Path(send).is_file():
-        raise UsageError(f"--send {send}: no such file (or use testsrc, none, a device)")
-    for text in args.say:
-        if not text or chat_length(text) > MAX_CHAT_CHARS:
-            raise UsageError(f"--say: a chat line has 1 to {MAX_CHAT_CHARS} characters")
-    if args.record is not None and not args.record.parent.is_dir():
-        raise UsageError(f"--record {args.record}: directory {args.record.parent} does not exist")
-
+from callbox.peer.usage import UsageError, check_arguments, resolve_ca
 
 # --- running ---------------------------------------------------------------------------------
 
@@ -283,7 +230,7 @@ def _run(args: argparse.Namespace, caller: bool) -> int:
     _quiet_media_warnings(getattr(args, "verbose", 0))
     session = Session(args, caller)
     try:
-        _check(args)
+        check_arguments(args)  # again: main() checks first, this runs without it too
         code, message = asyncio.run(_main(session))
     except UsageError as exc:
         print(f"callbox: error: {exc}", file=sys.stderr)
