@@ -79,16 +79,20 @@ def test_serve_refuses_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_the_parser_and_the_server_import_nothing_of_the_python_peer() -> None:
     """`callbox serve` builds the whole parser (call and answer included) and the server: none
-    of it may import aiortc, which costs ~0.7 s of CPU and 25 MB at every server start."""
+    of it may import aiortc, which costs ~0.7 s of CPU and 25 MB at every server start, nor
+    PyJWT (~45 ms) without JWT settings."""
     probe = (
         "import sys; from callbox.cli import _build_parser; import callbox.server.runner; "
         "_build_parser().parse_args(['call', 'https://h:1']); "
         "print(sorted(m for m in sys.modules if m == 'aiortc' or m.startswith('callbox.peer.')))"
+        "; from callbox.server.app import create_app; import callbox.server.auth; "
+        "print('jwt' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "['callbox.peer.arguments']"
+    # nor PyJWT, which only a server with --jwt-secret or --jwt-public-key loads
+    assert out.split("\n")[:2] == ["['callbox.peer.arguments']", "False"]
     # the package's names still resolve, on first use
     import callbox.peer
 
