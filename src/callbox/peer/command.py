@@ -24,7 +24,7 @@ from callbox.errors import PeerError
 from callbox.peer.call import Call, EndReason, Outcome, Snapshot
 from callbox.peer.media import Sink, open_source
 from callbox.peer.signaling_client import SignalingClient
-from callbox.peer.usage import UsageError, check_arguments, resolve_ca
+from callbox.peer.usage import UsageError, resolve_ca
 
 # --- running ---------------------------------------------------------------------------------
 
@@ -230,7 +230,6 @@ def _run(args: argparse.Namespace, caller: bool) -> int:
     _quiet_media_warnings(getattr(args, "verbose", 0))
     session = Session(args, caller)
     try:
-        check_arguments(args)  # again: main() checks first, this runs without it too
         code, message = asyncio.run(_main(session))
     except UsageError as exc:
         print(f"callbox: error: {exc}", file=sys.stderr)
@@ -247,7 +246,8 @@ def _run(args: argparse.Namespace, caller: bool) -> int:
 
 
 def run_call(args: argparse.Namespace) -> int:
-    """``callbox call``: post an offer, wait for an answer, run the call; the exit code."""
+    """``callbox call``: post an offer, wait for an answer, run the call; the exit code.
+    ``args`` have passed :func:`~callbox.peer.usage.check_arguments` (``callbox.cli.main``)."""
     return _run(args, caller=True)
 
 
