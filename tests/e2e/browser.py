@@ -142,7 +142,8 @@ PersonFactory = Callable[..., Person]
 
 def load(who: Person, server: Any, room: str) -> None:
     """Open the app in `room` and wait until the server has welcomed us."""
-    who.page.goto(f"{server.url}/?room={room}")
+    # debug=info: the app logs its steps to the console, which a failure's report shows
+    who.page.goto(f"{server.url}/?room={room}&debug=info")
     try:
         expect(who.page.locator("#socket-state")).to_have_attribute("data-state", "connected")
     except AssertionError as e:

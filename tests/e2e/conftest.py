@@ -53,6 +53,23 @@ def backend() -> str:
 # fake screen that getDisplayMedia gives is the viewport's size: 960x540.
 VIEWPORT: ViewportSize = {"width": 960, "height": 540}
 
+#: the people of the running test (a worker runs one test at a time), for a failure's report
+_PEOPLE: list[Person] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report shows what each page logged (console, failed requests,
+    websockets): an assertion on one page often fails for what happened on the other."""
+    report = yield
+    if report.failed and call.when == "call":
+        for number, who in enumerate(_PEOPLE, 1):
+            lines = "\n".join(who.log[-60:]) or "(nothing)"
+            report.sections.append((f"page {number} ({who.page.url})", lines))
+    return report
+
 
 @pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
@@ -83,7 +100,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def no_page_left_open(request: pytest.FixtureRequest) -> Iterator[None]:
     """After each test, the shared Chromium holds no page: one left in a call keeps encoding
     and decoding video for the rest of the run, on a machine the other tests share."""
+    _PEOPLE.clear()
     yield
+    _PEOPLE.clear()
     if "browser" in request.fixturenames:
         browser: Browser = request.getfixturevalue("browser")
         left = [page.url for context in browser.contexts for page in context.pages]
@@ -162,6 +181,7 @@ def make_people(
             context.add_init_script(f"localStorage.setItem('callbox.name', {json.dumps(name)});")
         page = context.new_page()
         who = Person(context, page)
+        _PEOPLE.append(who)
 
         def on_dialog(dialog: Any) -> None:
             who.dialogs.append(dialog.message)
@@ -169,6 +189,7 @@ def make_people(
 
         page.on("dialog", on_dialog)
         page.on("console", lambda m: who.log.append(f"console.{m.type}: {m.text}"))
+        page.on("pageerror", lambda error: who.log.append(f"uncaught: {error}"))
         page.on(
             "requestfailed",
             lambda r: who.log.append(f"request failed: {r.method} {r.url} {r.failure}"),
