@@ -32,6 +32,7 @@ from .browser import (
     DENY_MEDIA,
     HOLD_MEDIA,
     RECORD_PEERS,
+    SMALL_CAMERA,
     SWALLOW_PAGEHIDE,
     Person,
     PersonFactory,
@@ -171,6 +172,7 @@ def make_people(
         )
         contexts.append(context)
         context.add_init_script(RECORD_PEERS)
+        context.add_init_script(SMALL_CAMERA)
         if not camera:
             context.add_init_script(DENY_MEDIA)
         if hold_media:

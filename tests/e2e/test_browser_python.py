@@ -132,6 +132,6 @@ def test_browser_answerer_shares_its_screen_and_the_python_caller_receives_it(
     assert err.splitlines() == ["callbox: bob added a video track"], err
     camera, screen = video_tracks_received(out)
     # Chromium may scale either down to share the bandwidth, never change their shapes: the
-    # fake camera is 4:3 (640x480), the fake screen 16:9 (the viewport, 960x540)
+    # fake camera is 4:3 (FAKE_CAMERA), the fake screen 16:9 (the viewport, 960x540)
     assert camera[2] > 0 and camera[0] * 3 == camera[1] * 4, out
     assert screen[2] > 0 and screen[0] * 9 == screen[1] * 16, out

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, expect
 from tests.conftest import StartServer
 from tests.coturn import Coturn, coturn
 
-from .browser import PersonFactory, connect_pair, load
+from .browser import FAKE_CAMERA, PersonFactory, connect_pair, load
 from .conftest import make_people
 from .test_relay import FORCE_RELAY, relay_server
 
@@ -142,7 +142,7 @@ def test_quality_indicator_shows_direct_on_a_direct_call(people: PersonFactory) 
         )
         details = who.page.locator("#quality-details")
         expect(details).to_contain_text(re.compile(r"direct · \d+ ms · [\d.]+% loss · ↓"))
-        expect(details).to_contain_text("640×480")
+        expect(details).to_contain_text("{}×{}".format(*FAKE_CAMERA))
         timer = who.page.locator("#call-timer")
         expect(timer).to_have_text(re.compile(r"^\d\d:\d\d$"))
         shown = timer.inner_text()

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .browser import (
+    FAKE_CAMERA,
     PersonFactory,
     assert_connected,
     connect_pair,
@@ -21,9 +22,8 @@ from .conftest import VIEWPORT
 pytestmark = pytest.mark.e2e
 
 # Chromium's fake screen is the size of the page's window (the viewport); the fake camera
-# is 640x480
+# gives the pages FAKE_CAMERA
 FAKE_SCREEN = (VIEWPORT["width"], VIEWPORT["height"])
-FAKE_CAMERA = (640, 480)
 
 # A fault: while `window.__e2eHold` is set, every description this page sends on the data
 # channel is held back until `window.__e2eRelease()`. The test holds both pages, lets both
