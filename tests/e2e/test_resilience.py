@@ -148,14 +148,20 @@ def test_ice_restart_by_the_caller_renegotiates_and_media_continues(
     connect_pair(a, b)
     for who in (a, b):
         who.page.evaluate(WATCH_CALL_STATE)
-    remote_at_b, local_at_a = ufrag(b, "remote"), ufrag(a, "local")
+    remote_at_b, local_at_a, local_at_b = ufrag(b, "remote"), ufrag(a, "local"), ufrag(b, "local")
     before = frames(a), frames(b)
 
     a.page.evaluate("() => window.__e2ePeers.at(-1).restartIce()")
 
-    # B got the caller's new credentials over `renegotiate`, and answered with its own.
-    b.page.wait_for_function(f"() => ({UFRAG})(['remote']) !== {remote_at_b!r}")
+    # B got the caller's new credentials over `renegotiate`, and answered with its own. B's
+    # local ufrag is read only once its answer is set (stable): between setRemoteDescription
+    # and setLocalDescription it is still the old one, and A would wait for it forever.
+    b.page.wait_for_function(
+        f"() => ({UFRAG})(['remote']) !== {remote_at_b!r}"
+        " && window.__e2ePeers.at(-1).signalingState === 'stable'"
+    )
     assert ufrag(a, "local") != local_at_a
+    assert ufrag(b, "local") != local_at_b
     a.page.wait_for_function(
         f"() => ({UFRAG})(['remote']) === {ufrag(b, 'local')!r}"
         " && window.__e2ePeers.at(-1).signalingState === 'stable'"
