@@ -124,6 +124,8 @@ def test_prepared_answer_sends_first_and_shows_after(
     after = [w for t, w in events if t >= click]
     assert "setRemoteDescription:offer" in before and "getUserMedia" in before, before
     assert "srcObject:local-video" not in before, before
+    # the remote streams were loaded into the stage while it rang, not after the click
+    assert {"srcObject:remote-video", "srcObject:remote-audio"} <= set(before), before
     webrtc = [w for w in after if w.split(":")[0] in ("setRemoteDescription", "createAnswer")]
     assert webrtc == [], after  # nothing left to do for the offer after the click
     assert after[1] == "setLocalDescription:answer", after  # the first thing after the click

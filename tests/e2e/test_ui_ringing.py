@@ -76,13 +76,27 @@ def test_incoming_call_rings_and_is_answered_from_the_banner(
     assert_decodes_video(b)
 
 
+REMOTE_LOADED = (
+    "() => ['#remote-video', '#remote-audio']"
+    ".every((s) => document.querySelector(s).srcObject !== null)"
+)
+REMOTE_EMPTY = (
+    "() => ['#remote-video', '#remote-audio']"
+    ".every((s) => document.querySelector(s).srcObject === null)"
+)
+
+
 def test_decline_tells_the_caller_and_leaves_the_offer_for_others(people: PersonFactory) -> None:
     a = people("hopeful")
     place_call(a)
     b = people("busy-bee")
     c = people("free-bird")
+    # While it rings, the prepared answer's remote streams are already in the stage's
+    # elements (issue 8: loading them blocks the main thread); declined, they are emptied.
+    b.page.wait_for_function(REMOTE_LOADED)
     b.page.locator("#incoming-decline").click()
     expect(b.page.locator("#incoming")).to_be_hidden()
+    b.page.wait_for_function(REMOTE_EMPTY)
     expect(a.page.locator("#notice")).to_contain_text("busy-bee declined your call")
     expect(a.page.locator("#call-state")).to_have_attribute("data-state", "calling")
     # Still in B's list (B may change its mind), and still ringing at C.

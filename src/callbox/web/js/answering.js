@@ -179,6 +179,7 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
     if (prepared) {
       prepared.call.close();
       prepared.stream?.getTracks().forEach((t) => t.stop());
+      callflow.preload(null);
     }
   }
 
@@ -238,12 +239,19 @@ export function createAnswering(page, { ice, ringer, callflow, media }) {
     }
     const call = callflow.newCall('answerer', view.offerId, view.offererUserName, servers, channelFor(view));
     update({ prepared: { offerId: view.offerId, call, stream: opened.stream } });
-    call.prepare(view, opened.stream).catch((err) => {
-      log.warn('could not prepare the answer', describe(err));
-      if (get().prepared?.call === call) {
-        discardPrepared();
-      }
-    });
+    call.prepare(view, opened.stream).then(
+      () => {
+        if (get().prepared?.call === call) {
+          callflow.preload(call);
+        }
+      },
+      (err) => {
+        log.warn('could not prepare the answer', describe(err));
+        if (get().prepared?.call === call) {
+          discardPrepared();
+        }
+      },
+    );
   }
 
   /** @param {string} offerId */

@@ -107,6 +107,20 @@ export function createCallFlow(page, { ice, media, updateIncoming }) {
   }
 
   /** Make `call` the page's call. */
+  /**
+   * Answerer, before the click: load the prepared call's remote streams into the stage's
+   * video and audio elements (nothing plays: no media flows before the answer). Loading a
+   * stream blocks the main thread for a while (Chromium makes the media player and asks for
+   * the audio output device synchronously: 15 ms measured); done at the click, that lands
+   * between ICE checking and connected and holds back the events that say so (issue 8).
+   * @param {Call | null} call  null: the prepared call went away; empty the elements
+   */
+  function preload(call) {
+    if (!get().call) {
+      ui.setRemote(call ? call.remoteMedia() : { main: null, camera: null, audio: null });
+    }
+  }
+
   function adopt(/** @type {Call} */ call) {
     page.clearError('media');
     page.clearError('call');
@@ -169,7 +183,7 @@ export function createCallFlow(page, { ice, media, updateIncoming }) {
     return line !== null;
   }
 
-  return { newCall, adopt, endCall, sendChat };
+  return { newCall, preload, adopt, endCall, sendChat };
 }
 
 /** @typedef {ReturnType<typeof createCallFlow>} CallFlow */
