@@ -106,7 +106,6 @@ export function createCallFlow(page, { ice, media, updateIncoming }) {
     }
   }
 
-  /** Make `call` the page's call. */
   /**
    * Answerer, before the click: load the prepared call's remote streams into the stage's
    * video and audio elements (nothing plays: no media flows before the answer). Loading a
@@ -121,6 +120,7 @@ export function createCallFlow(page, { ice, media, updateIncoming }) {
     }
   }
 
+  /** Make `call` the page's call. */
   function adopt(/** @type {Call} */ call) {
     page.clearError('media');
     page.clearError('call');
