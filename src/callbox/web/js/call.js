@@ -413,6 +413,9 @@ export function createCall(o) {
       return pending;
     },
 
+    /** Answerer: resolves once ICE has its first local candidate after the answer. */
+    firstCandidate: () => peer.firstCandidate(),
+
     /** @param {RTCIceCandidateInit[]} candidates  the caller's, from newAnswer's ack */
     addCandidates(candidates) {
       for (const candidate of candidates) {

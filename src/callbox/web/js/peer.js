@@ -29,6 +29,8 @@ const RESTART_AFTER_MS = 3000;
 const ANSWER_MS = 10000;
 /** How long the first offer waits for its candidates (host ones take milliseconds). */
 const OFFER_GATHER_MS = 300;
+/** How long `firstCandidate` waits at most after the answer is set. */
+const FIRST_CANDIDATE_MS = 50;
 
 /**
  * @typedef {object} PeerState
@@ -50,6 +52,8 @@ const OFFER_GATHER_MS = 300;
  *   answer (no network traffic yet: nothing is set locally)
  * @property {(offer: RTCSessionDescriptionInit, stream: MediaStream | null) => Promise<RTCSessionDescriptionInit>} answer
  *   answerer: set the offer (unless prepared), add the local tracks, make the answer
+ * @property {() => Promise<void>} firstCandidate  answerer: resolves at the first local
+ *   candidate after the answer was set (or the end of gathering, or FIRST_CANDIDATE_MS)
  * @property {(description: RTCSessionDescriptionInit) => Promise<void>} receive
  *   a description from the other side: the answer to our first offer, or any later one
  * @property {(candidate: RTCIceCandidateInit) => Promise<void>} addRemoteCandidate
@@ -116,6 +120,8 @@ export function createPeer({
   let disconnectedTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let answerTimer;
+  /** The answer's first local candidate (see `firstCandidate`). */
+  let firstLocal = Promise.resolve();
   /** @type {MediaStream | null} */
   let looseStream = null;
   /** @type {WeakMap<RTCRtpSender, MediaStreamTrack>} senders put on null, and their track */
@@ -350,11 +356,16 @@ export function createPeer({
         }
         mark('answer-start');
         await pc.setLocalDescription(preparedAnswer ?? (await pc.createAnswer()));
+        firstLocal = nextCandidate(pc, FIRST_CANDIDATE_MS).then((came) => {
+          mark(came ? 'first-candidate' : 'first-candidate-late');
+        });
         mark('answer-set');
         negotiated = true;
         return plain(pc.localDescription);
       });
     },
+
+    firstCandidate: () => firstLocal,
 
     receive(description) {
       return serial(async () => {
@@ -489,6 +500,30 @@ function gathered(pc, ms) {
     const check = () => pc.iceGatheringState === 'complete' && done();
     const timer = setTimeout(done, ms);
     pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+/**
+ * Resolve at the next `icecandidate` event (a candidate, or null: the end of gathering):
+ * true; or after `ms`: false.
+ * @param {RTCPeerConnection} pc
+ * @param {number} ms
+ * @returns {Promise<boolean>}
+ */
+function nextCandidate(pc, ms) {
+  if (pc.iceGatheringState === 'complete') {
+    return Promise.resolve(true);
+  }
+  return new Promise((resolve) => {
+    /** @param {boolean} came */
+    const done = (came) => {
+      clearTimeout(timer);
+      pc.removeEventListener('icecandidate', onCandidate);
+      resolve(came);
+    };
+    const onCandidate = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    pc.addEventListener('icecandidate', onCandidate);
   });
 }
 
