@@ -12,7 +12,10 @@ of the page, so nothing polls the page while it connects):
 
 - click -> connected: from the click on "Answer <name>" (a capture listener on #offers) to
   #call-state[data-state] becoming "connected" (a MutationObserver);
-- click -> first frame: to the first remote video frame (requestVideoFrameCallback).
+- click -> first frame: to the first remote video frame (requestVideoFrameCallback);
+- answer set -> first local candidate: from B's setLocalDescription(answer) resolving to
+  its first `icecandidate` event (ICE gathering; Chromium makes ICE's sockets through the
+  page's main thread, so whatever the page does then delays it).
 
 Runs alternate (callbox, floor, callbox, ...) so both see the same machine; one warm-up
 call of each comes first and is not counted (the first call in a fresh browser is 2-3x
@@ -66,6 +69,25 @@ PROBE = """
 }
 """
 
+# Added to every page before its scripts: when setLocalDescription(answer) resolves, and
+# the first icecandidate event after it, in window.__benchIce (read after the call).
+GATHER = """
+(() => {
+  const ice = {};
+  Object.defineProperty(window, '__benchIce', { value: ice });
+  const native = RTCPeerConnection.prototype.setLocalDescription;
+  RTCPeerConnection.prototype.setLocalDescription = function (...args) {
+    const result = native.apply(this, args);
+    result.then(() => {
+      if (this.localDescription?.type !== 'answer' || ice.set !== undefined) return;
+      ice.set = performance.now();
+      this.addEventListener('icecandidate', () => { ice.candidate ??= performance.now(); });
+    }, () => {});
+    return result;
+  };
+})();
+"""
+
 # Resolves with the probe's times, or fails after `ms` (no polling meanwhile).
 WAIT = """
 (ms) => Promise.race([
@@ -89,6 +111,8 @@ def callbox_server() -> Iterator[str]:
 
 def _pages(browser: Browser, url: str) -> tuple[list[object], Page, Page]:
     contexts = [browser.new_context(permissions=["camera", "microphone"]) for _ in range(2)]
+    for context in contexts:
+        context.add_init_script(GATHER)
     a, b = (c.new_page() for c in contexts)
     for page in (a, b):
         page.goto(url)
@@ -104,7 +128,12 @@ def _answer(b: Page, button_text: str) -> dict[str, float]:
     button.click()
     t = b.evaluate(WAIT, 20_000)
     expect(b.locator("#call-state")).to_have_attribute("data-state", "connected")
-    return {"connected": t["connected"] - t["click"], "frame": t["frame"] - t["click"]}
+    ice = b.evaluate("() => ({ ...window.__benchIce })")
+    return {
+        "connected": t["connected"] - t["click"],
+        "frame": t["frame"] - t["click"],
+        "gather": ice["candidate"] - ice["set"],
+    }
 
 
 def callbox_call(browser: Browser, url: str, run: int) -> dict[str, float]:
@@ -132,7 +161,11 @@ def floor_call(browser: Browser, url: str, run: int) -> dict[str, float]:
             context.close()  # type: ignore[attr-defined]
 
 
-KEYS = (("connected", "click -> connected"), ("frame", "click -> first frame"))
+KEYS = (
+    ("connected", "click -> connected"),
+    ("frame", "click -> first frame"),
+    ("gather", "answer set -> first local candidate"),
+)
 
 
 def report(runs: dict[str, list[dict[str, float]]]) -> dict[str, object]:
