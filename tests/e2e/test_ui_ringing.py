@@ -1,5 +1,6 @@
 """An incoming call rings: banner with Answer and Decline, a Web Audio tone, the tab title;
-Decline tells the caller; both clicking Call at once ends in one call."""
+Decline tells the caller; both clicking Call at once ends in one call; the list of waiting
+calls keeps a keyboard user's focus."""
 
 from __future__ import annotations
 
@@ -126,3 +127,57 @@ def test_both_click_call_at_once_and_end_in_one_call(people: PersonFactory) -> N
     for who in (a, b):
         expect(who.page.locator("#offers button")).to_have_count(0)
         expect(who.page.locator("#incoming")).to_be_hidden()
+
+
+# Drives the page's own list module (js/offerlist.js) in a list of its own: a keyboard
+# user's focused button, then calls coming, going and renamed around it.
+OFFER_LIST = """
+async () => {
+  const { createOfferList } = await import('/js/offerlist.js');
+  const list = document.createElement('ul');
+  document.body.append(list);
+  const show = createOfferList(list);
+  const offer = (id, name) => ({ offerId: id, offererUserName: name });
+  const state = () => [
+    [...list.querySelectorAll('button')].map((b) => b.textContent),
+    list.contains(document.activeElement) ? document.activeElement.textContent : null,
+  ];
+  const seen = [];
+  show([offer('1', 'ann')], false);
+  list.querySelector('button').focus();
+  seen.push(state());
+  show([offer('1', 'ann'), offer('2', 'bob')], false); // a call arrives after it
+  seen.push(state());
+  show([offer('0', 'cy'), offer('1', 'ann'), offer('2', 'bob')], false); // and one before it
+  seen.push(state());
+  show([offer('1', 'ann'), offer('2', 'bobby')], false); // one goes, one is renamed
+  seen.push(state());
+  show([offer('1', 'ann'), offer('2', 'bobby')], true); // in a call: all disabled
+  const disabled = [...list.querySelectorAll('button')].map((b) => b.disabled);
+  show([offer('2', 'bobby')], false); // the focused one goes
+  seen.push(state());
+  const ids = [...list.querySelectorAll('button')].map((b) => b.dataset.offerId);
+  list.remove();
+  return { seen, disabled, ids };
+}
+"""
+
+
+def test_the_waiting_list_is_updated_in_place_and_keeps_the_focus(
+    people: PersonFactory, callbox_server: Any, room: str
+) -> None:
+    """Calls coming and going around a keyboard user's focused Answer button leave it
+    focused (a rebuilt list would drop the focus to the page, and make Chromium recompute
+    style and layout on the spot)."""
+    b = people("list-user", open_page=False)
+    load(b, callbox_server, room)
+    got = b.page.evaluate(OFFER_LIST)
+    assert got["seen"] == [
+        [["Answer ann"], "Answer ann"],
+        [["Answer ann", "Answer bob"], "Answer ann"],
+        [["Answer cy", "Answer ann", "Answer bob"], "Answer ann"],
+        [["Answer ann", "Answer bobby"], "Answer ann"],
+        [["Answer bobby"], None],
+    ], got
+    assert got["disabled"] == [True, True], got
+    assert got["ids"] == ["2"], got

@@ -4,6 +4,7 @@
  * textContent, disabled, hidden, value, aria-* and data-* attributes. Text that comes from
  * other users (names, chat) is only ever written with textContent: never as HTML.
  */
+import { createOfferList } from './offerlist.js';
 
 /**
  * @typedef {object} OfferView  a waiting call, as the server sends it
@@ -264,6 +265,7 @@ export function createUi() {
   let checkKey = '';
   /** The incoming call's id, for the banner's buttons. */
   let incomingId = '';
+  const showOffers = createOfferList(el.offers);
 
   /** @param {UiError | null} err */
   const showError = (err) => {
@@ -353,18 +355,8 @@ export function createUi() {
     const okey = JSON.stringify([disabled, s.offers.map((o) => [o.offerId, o.offererUserName])]);
     if (okey !== offersKey) {
       offersKey = okey;
-      const items = s.offers.map((offer) => {
-        const li = document.createElement('li');
-        const button = document.createElement('button');
-        button.type = 'button';
-        button.dataset.offerId = offer.offerId;
-        button.textContent = `Answer ${offer.offererUserName}`;
-        button.disabled = disabled;
-        li.append(button);
-        return li;
-      });
-      el.offers.replaceChildren(...items);
-      el.noOffers.hidden = items.length > 0;
+      showOffers(s.offers, disabled);
+      el.noOffers.hidden = s.offers.length > 0;
     }
     const ckey = JSON.stringify(s.chat.map((c) => c.id));
     if (ckey !== chatKey) {
