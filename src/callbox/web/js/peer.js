@@ -485,32 +485,29 @@ export function createPeer({
  * Resolve once ICE gathering is complete, or after `ms`.
  * @param {RTCPeerConnection} pc
  * @param {number} ms
- * @returns {Promise<void>}
+ * @returns {Promise<boolean>}
  */
-function gathered(pc, ms) {
-  if (pc.iceGatheringState === 'complete') {
-    return Promise.resolve();
-  }
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      pc.removeEventListener('icegatheringstatechange', check);
-      resolve();
-    };
-    const check = () => pc.iceGatheringState === 'complete' && done();
-    const timer = setTimeout(done, ms);
-    pc.addEventListener('icegatheringstatechange', check);
-  });
-}
+const gathered = (pc, ms) =>
+  iceEvent(pc, 'icegatheringstatechange', ms, () => pc.iceGatheringState === 'complete');
 
 /**
- * Resolve at the next `icecandidate` event (a candidate, or null: the end of gathering):
- * true; or after `ms`: false.
+ * Resolve at the next `icecandidate` event (a candidate, or null: the end of gathering).
  * @param {RTCPeerConnection} pc
  * @param {number} ms
  * @returns {Promise<boolean>}
  */
-function nextCandidate(pc, ms) {
+const nextCandidate = (pc, ms) => iceEvent(pc, 'icecandidate', ms);
+
+/**
+ * Resolve with true at the first `type` event after which `holds()` (or at once once
+ * gathering is complete: no ICE event of either kind comes then), with false after `ms`.
+ * @param {RTCPeerConnection} pc
+ * @param {'icegatheringstatechange' | 'icecandidate'} type
+ * @param {number} ms
+ * @param {() => boolean} [holds]
+ * @returns {Promise<boolean>}
+ */
+function iceEvent(pc, type, ms, holds = () => true) {
   if (pc.iceGatheringState === 'complete') {
     return Promise.resolve(true);
   }
@@ -518,12 +515,12 @@ function nextCandidate(pc, ms) {
     /** @param {boolean} came */
     const done = (came) => {
       clearTimeout(timer);
-      pc.removeEventListener('icecandidate', onCandidate);
+      pc.removeEventListener(type, check);
       resolve(came);
     };
-    const onCandidate = () => done(true);
+    const check = () => holds() && done(true);
     const timer = setTimeout(() => done(false), ms);
-    pc.addEventListener('icecandidate', onCandidate);
+    pc.addEventListener(type, check);
   });
 }
 
